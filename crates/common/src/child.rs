@@ -1,0 +1,114 @@
+//! Start this executable again in a named role: Python's 'spawn' start method.
+//!
+//! Python's `multiprocessing` with the 'spawn' method starts a fresh
+//! interpreter and tells it which function to run. The Rust equivalent is to
+//! run the current executable again (`std::env::current_exe()`) with a hidden
+//! first argument, `--child-role NAME`, that the lesson's `main` checks before
+//! parsing its flags:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     if let Some(role) = common::child::role() {
+//!         // This process is a child: do the role's work and exit.
+//!         return std::process::ExitCode::SUCCESS;
+//!     }
+//!     // This process is the parent: parse flags, start children, report.
+//!     let child = common::child::spawn_self("sender", &[], |_| {});
+//!     std::process::ExitCode::SUCCESS
+//! }
+//! ```
+//!
+//! A [`ChildProcess`] is reaped on every path: [`ChildProcess::wait`] on
+//! success, and its `Drop` (kill, then wait) on an error or a panic in the
+//! parent, so no zombie outlives the lesson.
+
+use std::ffi::OsString;
+use std::process::{Command, ExitStatus};
+
+use anyhow::Context;
+
+/// The hidden first argument that marks a child process and names its role.
+pub const ROLE_ARG: &str = "--child-role";
+
+/// The role this process was started in, with the arguments after it; `None`
+/// for the process the user started.
+pub fn role() -> Option<(String, Vec<String>)> {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() != Some(ROLE_ARG) {
+        return None;
+    }
+    let name = args.next().unwrap_or_default();
+    Some((name, args.collect()))
+}
+
+/// A child process of this lesson, reaped when dropped.
+#[derive(Debug)]
+pub struct ChildProcess {
+    role: String,
+    child: std::process::Child,
+    reaped: bool,
+}
+
+/// Starts this executable again as `--child-role ROLE ARGS...`.
+///
+/// `configure` sets up the command before it starts: typically its stdin or
+/// stdout as a pipe (`Stdio::piped()`), so the two processes can talk.
+pub fn spawn_self(
+    role: &str,
+    args: &[OsString],
+    configure: impl FnOnce(&mut Command),
+) -> anyhow::Result<ChildProcess> {
+    let exe = std::env::current_exe().context("finding this executable to start it again")?;
+    let mut command = Command::new(&exe);
+    command.arg(ROLE_ARG).arg(role).args(args);
+    configure(&mut command);
+    let child =
+        command.spawn().with_context(|| format!("starting {} as child role {role}", exe.display()))?;
+    Ok(ChildProcess { role: role.to_string(), child, reaped: false })
+}
+
+impl ChildProcess {
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The role it was started in.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// The underlying handle, to take its pipes (`stdin`, `stdout`) or signal it.
+    pub fn handle(&mut self) -> &mut std::process::Child {
+        &mut self.child
+    }
+
+    /// Waits for the child to exit and reaps it.
+    pub fn wait(mut self) -> anyhow::Result<ExitStatus> {
+        let status = self.child.wait().with_context(|| format!("waiting for child role {}", self.role))?;
+        self.reaped = true;
+        Ok(status)
+    }
+
+    /// Kills the child (SIGKILL) if it still runs, then reaps it.
+    pub fn kill(mut self) -> anyhow::Result<ExitStatus> {
+        self.kill_and_reap().with_context(|| format!("killing child role {}", self.role))
+    }
+
+    fn kill_and_reap(&mut self) -> std::io::Result<ExitStatus> {
+        // `kill` fails only when the child has already exited; `wait` reaps
+        // it either way.
+        let _ = self.child.kill();
+        let status = self.child.wait()?;
+        self.reaped = true;
+        Ok(status)
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = self.kill_and_reap();
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The flags every lesson shares, and the wrapper around a lesson's `main`.
+//!
+//! A lesson declares its own clap parser, flattens [`CommonArgs`] into it (and
+//! [`SeedArg`] if it uses randomness), and ends `main` with [`finish`]:
+//!
+//! ```no_run
+//! use clap::Parser;
+//! use std::process::ExitCode;
+//!
+//! /// What the lesson shows.
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     common: common::cli::CommonArgs,
+//!     /// Threads to start.
+//!     #[arg(long, default_value_t = 5)]
+//!     threads: usize,
+//! }
+//!
+//! fn main() -> ExitCode {
+//!     let args: Args = common::cli::parse();
+//!     let report = common::Report::new("demo", "what the lesson shows");
+//!     common::cli::finish(&args.common, Ok(report))
+//! }
+//! ```
+//!
+//! Exit codes follow `DESIGN.md`: 0 when the lesson ran (whatever its claims
+//! showed), 1 when it failed at run time (`error: ...` on stderr, with its
+//! causes), 2 for bad usage (one line saying what is wrong).
+
+use std::fmt;
+use std::process::ExitCode;
+
+use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::report::Report;
+
+/// The flags of every lesson. Flatten it into the lesson's parser.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CommonArgs {
+    /// Print one JSON object on stdout instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Use small sizes that finish in about a second (for tests and quick looks).
+    #[arg(long)]
+    pub quick: bool,
+}
+
+impl CommonArgs {
+    /// `full` normally, `quick` under `--quick`: how a lesson picks a default size.
+    pub fn pick<T>(&self, full: T, quick: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// The `--seed` flag, for lessons that make random choices.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SeedArg {
+    /// Seed for the lesson's random choices (an integer); the same seed repeats them.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+}
+
+/// Bad usage found after parsing (a combination of flags that cannot work, a
+/// file that is not there). [`finish`] answers it with exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Builds the error for bad usage that clap cannot see by itself.
+pub fn usage_error(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// Parses the command line. On `--help` it prints the help and exits 0; on
+/// bad usage it prints one line (clap's first line, which says what is
+/// wrong) and exits 2, before any experiment starts.
+pub fn parse<A: Parser>() -> A {
+    match A::try_parse() {
+        Ok(args) => args,
+        Err(err) => match err.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                // Printing help can only fail if stdout is closed; then there
+                // is no one to tell.
+                let _ = err.print();
+                std::process::exit(0);
+            }
+            _ => {
+                eprintln!("{} (see --help)", first_line(&err.render().to_string()));
+                std::process::exit(2);
+            }
+        },
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("error: bad usage").trim_end()
+}
+
+/// Prints the lesson's report (text, or JSON under `--json`) and turns the
+/// outcome into the exit code.
+pub fn finish(common: &CommonArgs, outcome: anyhow::Result<Report>) -> ExitCode {
+    match outcome {
+        Ok(report) => {
+            let rendered = if common.json { report.to_json() } else { report.to_text() };
+            print!("{rendered}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => match err.downcast_ref::<UsageError>() {
+            Some(usage) => {
+                eprintln!("error: {usage}");
+                ExitCode::from(2)
+            }
+            None => {
+                // `{:#}` prints the whole chain of context: "reading corpus
+                // big.txt: No such file or directory".
+                eprintln!("error: {err:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_line_skips_blank_lines() {
+        assert_eq!(first_line("\nerror: bad value\n\nUsage: x\n"), "error: bad value");
+        assert_eq!(first_line(""), "error: bad usage");
+    }
+
+    #[test]
+    fn pick_follows_quick() {
+        let quick = CommonArgs { json: false, quick: true };
+        assert_eq!(quick.pick(100, 1), 1);
+        assert_eq!(CommonArgs::default().pick(100, 1), 100);
+    }
+}

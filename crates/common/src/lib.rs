@@ -1,0 +1,26 @@
+//! The shared kit of the lessons: flags, reports, measurements and child processes.
+//!
+//! Why it exists: every lesson prints its figures and verdicts the same way
+//! (the output protocol of `DESIGN.md`) and measures the same few things (wall
+//! time, medians, process memory). Writing that once, here, keeps each lesson's
+//! `main.rs` about its one concurrency idea and makes sixteen programs read
+//! like one book.
+//!
+//! Nothing concurrent is taught here. The code a reader copies out of a lesson
+//! (the threads, locks and channels) never calls into this crate; only the
+//! lesson's `main` uses it, to parse flags and to report.
+//!
+//! - [`cli`]: the shared flags and the `main` wrapper that maps errors to exit
+//!   codes (0 ran, 1 failed, 2 bad usage);
+//! - [`report`]: figures and claims, rendered as an aligned text report or as
+//!   one JSON object;
+//! - [`measure`]: wall time, medians, and process memory (RSS and PSS);
+//! - [`child`]: start this executable again in a named role (Python's
+//!   'spawn' start method), and reap it on every path.
+
+pub mod child;
+pub mod cli;
+pub mod measure;
+pub mod report;
+
+pub use report::{Claim, Report};

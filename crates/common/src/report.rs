@@ -1,0 +1,509 @@
+//! What a lesson measured and what it concluded, rendered as text or JSON.
+//!
+//! A lesson fills one [`Report`]: its parameters, its figures (each one
+//! experiment's value of one metric, with a unit), and its claims (each with a
+//! verdict computed from those figures and the evidence for it). The report
+//! then renders itself in the shape `DESIGN.md` fixes for every lesson:
+//!
+//! ```text
+//! race-condition: unsynchronized read-modify-write loses updates
+//! host    cores=2 os=linux profile=release
+//! params  threads=5 increments=10000 trials=20
+//!
+//! experiment          expected (updates)  lost (updates)
+//! split load/store                 50000           18123
+//!
+//! ✔ lost-updates  the split load/store lost updates: in 20/20 trials
+//! ```
+//!
+//! or, under `--json`, as exactly one JSON object on one line of stdout.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+/// The version of the JSON shape; bump it when a field changes meaning.
+pub const SCHEMA: u32 = 1;
+
+/// A measured value: an exact count, or a real number (a time, a ratio).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Number {
+    Count(u64),
+    Real(f64),
+}
+
+impl From<u64> for Number {
+    fn from(v: u64) -> Self {
+        Number::Count(v)
+    }
+}
+
+impl From<u32> for Number {
+    fn from(v: u32) -> Self {
+        Number::Count(u64::from(v))
+    }
+}
+
+impl From<usize> for Number {
+    fn from(v: usize) -> Self {
+        Number::Count(v as u64)
+    }
+}
+
+impl From<f64> for Number {
+    fn from(v: f64) -> Self {
+        Number::Real(v)
+    }
+}
+
+impl Number {
+    /// The value as text for the human table: counts exactly, reals with
+    /// about three significant digits (more would be noise between runs).
+    pub fn to_text(self) -> String {
+        match self {
+            Number::Count(v) => v.to_string(),
+            Number::Real(v) if !v.is_finite() => v.to_string(),
+            Number::Real(v) => {
+                let magnitude = v.abs();
+                let decimals = if magnitude >= 100.0 {
+                    0
+                } else if magnitude >= 10.0 {
+                    1
+                } else if magnitude >= 1.0 {
+                    2
+                } else {
+                    3
+                };
+                format!("{v:.decimals$}")
+            }
+        }
+    }
+
+    /// The value as `f64`, for ratios and comparisons.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Count(v) => v as f64,
+            Number::Real(v) => v,
+        }
+    }
+}
+
+/// One experiment's value of one metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct Figure {
+    pub experiment: String,
+    pub metric: String,
+    pub value: Number,
+    pub unit: String,
+    /// The figure `cargo xtask all` shows for this lesson in its summary.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub key: bool,
+    /// Which text table the figure belongs to (see [`Report::table`]).
+    #[serde(skip)]
+    table: usize,
+}
+
+/// The verdict on one claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// What was measured supports the claim.
+    Holds,
+    /// What was measured contradicts it.
+    DoesNotHold,
+    /// The claim could not be tested on this run (no `python3`, one core, ...).
+    Skipped,
+}
+
+/// A statement the lesson checks against this run's measurements.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub id: String,
+    pub statement: String,
+    pub verdict: Verdict,
+    /// The measured figures the verdict rests on, in words.
+    pub evidence: String,
+}
+
+impl Claim {
+    /// A claim whose verdict is `holds`, computed by the caller from what it measured.
+    pub fn check(
+        id: impl Into<String>,
+        statement: impl Into<String>,
+        holds: bool,
+        evidence: impl Into<String>,
+    ) -> Self {
+        Claim {
+            id: id.into(),
+            statement: statement.into(),
+            verdict: if holds { Verdict::Holds } else { Verdict::DoesNotHold },
+            evidence: evidence.into(),
+        }
+    }
+
+    /// A claim this run could not test, and why.
+    pub fn skipped(id: impl Into<String>, statement: impl Into<String>, why: impl Into<String>) -> Self {
+        Claim { id: id.into(), statement: statement.into(), verdict: Verdict::Skipped, evidence: why.into() }
+    }
+
+    fn mark(&self) -> &'static str {
+        match self.verdict {
+            Verdict::Holds => "✔",
+            Verdict::DoesNotHold => "✘",
+            Verdict::Skipped => "–",
+        }
+    }
+}
+
+impl Serialize for Claim {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // `holds` is true or false when the claim was tested, null when skipped.
+        let holds = match self.verdict {
+            Verdict::Holds => Some(true),
+            Verdict::DoesNotHold => Some(false),
+            Verdict::Skipped => None,
+        };
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("holds", &holds)?;
+        map.serialize_entry("statement", &self.statement)?;
+        map.serialize_entry("evidence", &self.evidence)?;
+        map.end()
+    }
+}
+
+/// The machine the figures were measured on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    /// What `std::thread::available_parallelism` reports.
+    pub cores: usize,
+    pub os: &'static str,
+    /// `release` or `debug`: timings from a debug build are not comparable.
+    pub profile: &'static str,
+}
+
+impl Host {
+    pub fn this() -> Self {
+        Host {
+            cores: crate::measure::cores(),
+            os: std::env::consts::OS,
+            profile: if cfg!(debug_assertions) { "debug" } else { "release" },
+        }
+    }
+}
+
+/// Parameters in the order the lesson gave them (a JSON object keeps it).
+#[derive(Debug, Clone, Default)]
+struct Params(Vec<(String, serde_json::Value)>);
+
+impl Serialize for Params {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// Everything one run of a lesson measured and concluded.
+#[derive(Debug, Clone)]
+pub struct Report {
+    lesson: String,
+    claim: String,
+    host: Host,
+    params: Params,
+    tables: Vec<String>,
+    figures: Vec<Figure>,
+    claims: Vec<Claim>,
+    notes: Vec<String>,
+    started: Instant,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    lesson: &'a str,
+    schema: u32,
+    claim: &'a str,
+    host: &'a Host,
+    params: &'a Params,
+    results: &'a [Figure],
+    claims: &'a [Claim],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
+    elapsed_s: f64,
+}
+
+impl Report {
+    /// Starts the report of `lesson` (its package name), whose one-sentence
+    /// claim is `claim`. The elapsed time in the report counts from here.
+    pub fn new(lesson: impl Into<String>, claim: impl Into<String>) -> Self {
+        Report {
+            lesson: lesson.into(),
+            claim: claim.into(),
+            host: Host::this(),
+            params: Params::default(),
+            tables: vec![String::new()],
+            figures: Vec::new(),
+            claims: Vec::new(),
+            notes: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Records a parameter of the run (a flag's value, or a size derived from one).
+    pub fn param(&mut self, name: impl Into<String>, value: impl Into<serde_json::Value>) -> &mut Self {
+        self.params.0.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts a new table in the text output, under `title`; the figures
+    /// recorded from now on go into it. Experiments that measure different
+    /// metrics read better in tables of their own.
+    pub fn table(&mut self, title: impl Into<String>) -> &mut Self {
+        let title = title.into();
+        if self.figures.iter().any(|f| f.table == self.tables.len() - 1) {
+            self.tables.push(title);
+        } else {
+            *self.tables.last_mut().expect("there is always a table") = title;
+        }
+        self
+    }
+
+    /// Records what `experiment` measured for `metric`, in `unit`.
+    pub fn figure(
+        &mut self,
+        experiment: impl Into<String>,
+        metric: impl Into<String>,
+        value: impl Into<Number>,
+        unit: impl Into<String>,
+    ) -> &mut Self {
+        self.figures.push(Figure {
+            experiment: experiment.into(),
+            metric: metric.into(),
+            value: value.into(),
+            unit: unit.into(),
+            key: false,
+            table: self.tables.len() - 1,
+        });
+        self
+    }
+
+    /// Like [`Report::figure`], and marks it as the lesson's key figure: the
+    /// one `cargo xtask all` shows in its summary. The last one marked wins.
+    pub fn key_figure(
+        &mut self,
+        experiment: impl Into<String>,
+        metric: impl Into<String>,
+        value: impl Into<Number>,
+        unit: impl Into<String>,
+    ) -> &mut Self {
+        self.figures.iter_mut().for_each(|f| f.key = false);
+        self.figure(experiment, metric, value, unit);
+        self.figures.last_mut().expect("just pushed").key = true;
+        self
+    }
+
+    /// Adds a claim with its verdict.
+    pub fn claim(&mut self, claim: Claim) -> &mut Self {
+        self.claims.push(claim);
+        self
+    }
+
+    /// Adds a sentence printed under the tables: context for the figures.
+    pub fn note(&mut self, text: impl Into<String>) -> &mut Self {
+        self.notes.push(text.into());
+        self
+    }
+
+    pub fn claims(&self) -> &[Claim] {
+        &self.claims
+    }
+
+    pub fn figures(&self) -> &[Figure] {
+        &self.figures
+    }
+
+    /// The report as one JSON object on one line, with a newline.
+    pub fn to_json(&self) -> String {
+        let json = JsonReport {
+            lesson: &self.lesson,
+            schema: SCHEMA,
+            claim: &self.claim,
+            host: &self.host,
+            params: &self.params,
+            results: &self.figures,
+            claims: &self.claims,
+            notes: &self.notes,
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+        };
+        let mut text = serde_json::to_string(&json).expect("a report always serializes");
+        text.push('\n');
+        text
+    }
+
+    /// The report for a human: title, host and parameters, one aligned table
+    /// per [`Report::table`], notes, then one line per claim.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "{}: {}", self.lesson, self.claim);
+        let _ = writeln!(
+            out,
+            "host    cores={} os={} profile={}",
+            self.host.cores, self.host.os, self.host.profile
+        );
+        if !self.params.0.is_empty() {
+            let params: Vec<String> = self
+                .params
+                .0
+                .iter()
+                .map(|(name, value)| match value {
+                    serde_json::Value::String(s) => format!("{name}={s}"),
+                    other => format!("{name}={other}"),
+                })
+                .collect();
+            let _ = writeln!(out, "params  {}", params.join(" "));
+        }
+        for (index, title) in self.tables.iter().enumerate() {
+            let figures: Vec<&Figure> = self.figures.iter().filter(|f| f.table == index).collect();
+            if figures.is_empty() {
+                continue;
+            }
+            out.push('\n');
+            if !title.is_empty() {
+                let _ = writeln!(out, "{title}");
+            }
+            out.push_str(&render_table(&figures));
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+            for note in &self.notes {
+                let _ = writeln!(out, "{note}");
+            }
+        }
+        if !self.claims.is_empty() {
+            out.push('\n');
+            for claim in &self.claims {
+                let _ =
+                    writeln!(out, "{} {}  {}: {}", claim.mark(), claim.id, claim.statement, claim.evidence);
+            }
+        }
+        let _ = writeln!(out, "\nelapsed {:.2} s", self.started.elapsed().as_secs_f64());
+        out
+    }
+}
+
+/// Pivots figures into rows (experiments, in the order first seen) and
+/// columns (metrics with their units, in the order first seen), aligned:
+/// names to the left, numbers to the right, `-` where nothing was measured.
+fn render_table(figures: &[&Figure]) -> String {
+    let mut rows: Vec<&str> = Vec::new();
+    let mut columns: Vec<(&str, &str)> = Vec::new();
+    for f in figures {
+        if !rows.contains(&f.experiment.as_str()) {
+            rows.push(&f.experiment);
+        }
+        if !columns.contains(&(f.metric.as_str(), f.unit.as_str())) {
+            columns.push((&f.metric, &f.unit));
+        }
+    }
+    let mut grid: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
+    let mut header = vec!["experiment".to_string()];
+    header.extend(columns.iter().map(|(metric, unit)| {
+        if unit.is_empty() { metric.to_string() } else { format!("{metric} ({unit})") }
+    }));
+    grid.push(header);
+    for row in &rows {
+        let mut line = vec![row.to_string()];
+        for (metric, unit) in &columns {
+            let cell = figures
+                .iter()
+                .rev()
+                .find(|f| f.experiment == *row && f.metric == *metric && f.unit == *unit)
+                .map_or_else(|| "-".to_string(), |f| f.value.to_text());
+            line.push(cell);
+        }
+        grid.push(line);
+    }
+    let widths: Vec<usize> = (0..grid[0].len())
+        .map(|c| grid.iter().map(|line| line[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for line in &grid {
+        let mut text = String::new();
+        for (c, cell) in line.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(text, "{cell:<width$}", width = widths[0]);
+            } else {
+                let _ = write!(text, "  {cell:>width$}", width = widths[c]);
+            }
+        }
+        let _ = writeln!(out, "{}", text.trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Report {
+        let mut report = Report::new("demo", "a claim");
+        report.param("threads", 5).param("mode", "fast");
+        report.figure("split", "expected", 100u64, "updates");
+        report.key_figure("split", "lost", 7u64, "updates");
+        report.figure("locked", "expected", 100u64, "updates");
+        report.table("costs");
+        report.figure("locked", "time", 12.345, "ns");
+        report.claim(Claim::check("lost", "updates were lost", 7 > 0, "7 of 100"));
+        report.claim(Claim::skipped("python", "python is slower", "no python3"));
+        report
+    }
+
+    #[test]
+    fn json_is_one_object_with_the_protocol_fields() {
+        let text = sample().to_json();
+        assert_eq!(text.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["lesson"], "demo");
+        assert_eq!(v["schema"], 1);
+        assert_eq!(v["params"]["threads"], 5);
+        assert_eq!(v["results"][1]["key"], true);
+        assert!(v["results"][0].get("key").is_none());
+        assert_eq!(v["results"][3]["value"], 12.345);
+        assert_eq!(v["claims"][0]["holds"], true);
+        assert!(v["claims"][1]["holds"].is_null());
+        assert!(v["host"]["cores"].as_u64().unwrap() >= 1);
+        assert!(v["elapsed_s"].as_f64().unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn params_keep_their_order() {
+        let text = sample().to_json();
+        assert!(text.find("\"threads\"").unwrap() < text.find("\"mode\"").unwrap());
+    }
+
+    #[test]
+    fn text_pivots_and_aligns_tables() {
+        let text = sample().to_text();
+        assert!(text.starts_with("demo: a claim\n"));
+        assert!(text.contains("params  threads=5 mode=fast\n"));
+        assert!(text.contains("experiment  expected (updates)  lost (updates)\n"));
+        assert!(text.contains("split                      100               7\n"));
+        assert!(text.contains("locked                     100               -\n"));
+        assert!(text.contains("costs\nexperiment  time (ns)\nlocked           12.3\n"));
+        assert!(text.contains("✔ lost  updates were lost: 7 of 100\n"));
+        assert!(text.contains("– python  python is slower: no python3\n"));
+    }
+
+    #[test]
+    fn numbers_keep_about_three_significant_digits() {
+        assert_eq!(Number::from(1234.56).to_text(), "1235");
+        assert_eq!(Number::from(12.345).to_text(), "12.3");
+        assert_eq!(Number::from(1.2345).to_text(), "1.23");
+        assert_eq!(Number::from(0.12345).to_text(), "0.123");
+        assert_eq!(Number::from(42u64).to_text(), "42");
+    }
+}
