@@ -39,6 +39,20 @@ pub fn median(values: &[f64]) -> f64 {
     if sorted.len() % 2 == 1 { sorted[mid] } else { (sorted[mid - 1] + sorted[mid]) / 2.0 }
 }
 
+/// The median of exact counts, rounded to the nearest count (half up) when
+/// the two middle ones differ.
+pub fn median_count(values: &[u64]) -> u64 {
+    assert!(!values.is_empty(), "median of no values");
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 1 {
+        sorted[mid]
+    } else {
+        sorted[mid - 1] + (sorted[mid] - sorted[mid - 1]).div_ceil(2)
+    }
+}
+
 /// The median of durations, in seconds.
 pub fn median_secs(durations: &[Duration]) -> f64 {
     median(&durations.iter().map(Duration::as_secs_f64).collect::<Vec<_>>())

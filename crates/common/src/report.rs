@@ -10,8 +10,9 @@
 //! host    cores=2 os=linux profile=release
 //! params  threads=5 increments=10000 trials=20
 //!
-//! experiment          expected (updates)  lost (updates)
-//! split load/store                 50000           18123
+//! experiment        expected     lost
+//!                    updates  updates
+//! split load/store     50000    18123
 //!
 //! ✔ lost-updates  the split load/store lost updates: in 20/20 trials
 //! ```
@@ -409,12 +410,17 @@ fn render_table(figures: &[&Figure]) -> String {
             columns.push((&f.metric, &f.unit));
         }
     }
-    let mut grid: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 1);
-    let mut header = vec!["experiment".to_string()];
-    header.extend(columns.iter().map(|(metric, unit)| {
-        if unit.is_empty() { metric.to_string() } else { format!("{metric} ({unit})") }
-    }));
-    grid.push(header);
+    // Two header lines: metric names, then their units (when any has one),
+    // so that a column is as wide as its longest word, not its whole label.
+    let mut grid: Vec<Vec<String>> = Vec::with_capacity(rows.len() + 2);
+    let mut names = vec!["experiment".to_string()];
+    names.extend(columns.iter().map(|(metric, _)| metric.to_string()));
+    grid.push(names);
+    if columns.iter().any(|(_, unit)| !unit.is_empty()) {
+        let mut units = vec![String::new()];
+        units.extend(columns.iter().map(|(_, unit)| unit.to_string()));
+        grid.push(units);
+    }
     for row in &rows {
         let mut line = vec![row.to_string()];
         for (metric, unit) in &columns {
@@ -490,10 +496,9 @@ mod tests {
         let text = sample().to_text();
         assert!(text.starts_with("demo: a claim\n"));
         assert!(text.contains("params  threads=5 mode=fast\n"));
-        assert!(text.contains("experiment  expected (updates)  lost (updates)\n"));
-        assert!(text.contains("split                      100               7\n"));
-        assert!(text.contains("locked                     100               -\n"));
-        assert!(text.contains("costs\nexperiment  time (ns)\nlocked           12.3\n"));
+        assert!(text.contains("experiment  expected     lost\n             updates  updates\nsplit            100        7\n"), "{text}");
+        assert!(text.contains("locked           100        -\n"));
+        assert!(text.contains("costs\nexperiment  time\n              ns\nlocked      12.3\n"));
         assert!(text.contains("✔ lost  updates were lost: 7 of 100\n"));
         assert!(text.contains("– python  python is slower: no python3\n"));
     }

@@ -1,0 +1,59 @@
+//! The race-condition binary, run as a learner runs it: its counts are exact
+//! where the lesson promises exactness, its claims hold, and bad input gets
+//! exit code 2 with one line.
+
+use lesson_tests::{Lesson, assert_claims_hold, figure, verdict};
+
+fn lesson() -> Lesson {
+    Lesson::new("race-condition", env!("CARGO_BIN_EXE_race-condition"))
+}
+
+#[test]
+fn quick_run_loses_updates_and_counts_them_exactly() {
+    let report = lesson().json(&["--quick", "--threads", "4", "--increments", "50000", "--trials", "6"]);
+    assert_claims_hold(&report);
+    assert_eq!(report["params"]["threads"], 4);
+    assert_eq!(report["params"]["increments"], 50000);
+
+    let a = "A: split load/store";
+    let expected = figure(&report, a, "expected");
+    assert_eq!(expected, 4.0 * 50000.0);
+    // Whatever was lost, the counts add up: nothing is invented.
+    let median = figure(&report, a, "observed median");
+    assert!(figure(&report, a, "observed min") <= median && median <= expected);
+    assert_eq!(figure(&report, a, "lost median"), expected - median);
+    assert!((1.0..=6.0).contains(&figure(&report, a, "trials lost")));
+
+    // B is exact: two threads, one update each, and one of them is lost.
+    let b = "B: read, pause, write";
+    assert_eq!(figure(&report, b, "observed min"), 1.0);
+    assert_eq!(figure(&report, b, "observed median"), 1.0);
+    assert_eq!(figure(&report, b, "trials lost"), 6.0);
+}
+
+#[test]
+fn one_thread_cannot_lose_an_update() {
+    // A control: with nobody to race against, the same code is exact, and
+    // the lesson says its claim did not hold rather than pretending.
+    let report = lesson().json(&["--quick", "--threads", "1", "--trials", "3"]);
+    let a = "A: split load/store";
+    assert_eq!(figure(&report, a, "observed min"), figure(&report, a, "expected"));
+    assert_eq!(figure(&report, a, "trials lost"), 0.0);
+    assert_eq!(verdict(&report, "lost-updates"), Some(false));
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    let lesson = lesson();
+    for (args, names) in [
+        (&["--threads", "0"][..], "--threads"),
+        (&["--threads", "abc"], "--threads"),
+        (&["--threads", "100000"], "--threads"),
+        (&["--trials", "0"], "--trials"),
+        (&["--increments", "-5"], "-5"),
+        (&["--pause-ms", "0"], "--pause-ms"),
+    ] {
+        let message = lesson.usage_error(args);
+        assert!(message.contains(names), "{args:?}: {message}");
+    }
+}

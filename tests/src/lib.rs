@@ -1,0 +1,210 @@
+//! Helpers for testing a lesson through its binary, as a user runs it.
+//!
+//! Each lesson's crate tests its own binary (`env!("CARGO_BIN_EXE_<name>")`)
+//! with these helpers, and this package's own tests (`tests/protocol.rs`)
+//! check the output protocol of every lesson in the workspace. They check
+//! claims and exact counts, never printed text or absolute times.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// How long one run of a lesson may take before the test calls it a hang.
+/// `--quick` runs take about a second; this leaves room for a loaded machine.
+pub const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// A lesson's binary, ready to run.
+#[derive(Debug, Clone)]
+pub struct Lesson {
+    pub name: String,
+    pub bin: PathBuf,
+}
+
+impl Lesson {
+    /// The lesson whose binary is at `bin` (use `env!("CARGO_BIN_EXE_<name>")`).
+    pub fn new(name: &str, bin: impl Into<PathBuf>) -> Self {
+        Lesson { name: name.to_string(), bin: bin.into() }
+    }
+
+    /// Runs the lesson with `args` and returns its output; panics if it runs
+    /// longer than [`RUN_LIMIT`] (after killing it).
+    pub fn run(&self, args: &[&str]) -> Output {
+        run_with_limit(Command::new(&self.bin).args(args), RUN_LIMIT)
+    }
+
+    /// Runs the lesson with `--json` and `args`, checks that it exited 0 and
+    /// printed exactly one JSON object in the protocol's shape, and returns it.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all_args = vec!["--json"];
+        all_args.extend_from_slice(args);
+        let output = self.run(&all_args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{} {all_args:?} failed: {}\nstderr: {stderr}",
+            self.name,
+            output.status
+        );
+        let report: Value = serde_json::from_str(stdout.trim_end()).unwrap_or_else(|e| {
+            panic!("{} printed something that is not one JSON object ({e}):\n{stdout}", self.name)
+        });
+        assert_eq!(stdout.trim_end().lines().count(), 1, "the JSON report is one line");
+        check_protocol(&report, &self.name);
+        report
+    }
+
+    /// Runs the lesson with bad `args` and checks that it answered as the
+    /// protocol says: exit code 2, nothing on stdout, and one line on stderr
+    /// saying what is wrong (returned, to check what it names).
+    pub fn usage_error(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{} {args:?}: want exit 2, got {}; stderr: {stderr}",
+            self.name,
+            output.status
+        );
+        assert!(output.stdout.is_empty(), "{} {args:?} printed on stdout", self.name);
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{} {args:?}: want one line, got:\n{stderr}",
+            self.name
+        );
+        assert!(stderr.starts_with("error: "), "{} {args:?}: {stderr}", self.name);
+        assert!(!stderr.contains("panicked"), "{} {args:?} panicked: {stderr}", self.name);
+        stderr
+    }
+}
+
+/// Runs `command` with its output captured; kills it and panics if it is
+/// still running after `limit`.
+pub fn run_with_limit(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
+    // Two readers drain the pipes (a full pipe would block the child); the
+    // main thread waits for the child with a deadline.
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_reader = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stdout.read_to_end(&mut bytes);
+        bytes
+    });
+    let err_reader = thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stderr.read_to_end(&mut bytes);
+        bytes
+    });
+    let pid = child.id();
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        status
+    });
+    if done_rx.recv_timeout(limit).is_err() {
+        // The waiter owns the child, so kill it by its id.
+        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        let _ = waiter.join();
+        panic!("{command:?} ran longer than {limit:?} and was killed");
+    }
+    let status = waiter.join().expect("waiter thread").expect("waiting for the child");
+    Output { status, stdout: out_reader.join().expect("reader"), stderr: err_reader.join().expect("reader") }
+}
+
+/// Checks the fields every lesson's JSON report has (DESIGN.md, the output protocol).
+pub fn check_protocol(report: &Value, lesson: &str) {
+    assert_eq!(report["lesson"], lesson, "lesson name");
+    assert_eq!(report["schema"], 1, "schema version");
+    assert!(report["claim"].as_str().is_some_and(|c| !c.is_empty()), "claim sentence");
+    assert!(report["host"]["cores"].as_u64().is_some_and(|c| c >= 1), "host.cores");
+    assert!(report["host"]["os"].is_string(), "host.os");
+    assert!(matches!(report["host"]["profile"].as_str(), Some("debug" | "release")), "host.profile");
+    assert!(report["params"].is_object(), "params");
+    assert!(report["elapsed_s"].as_f64().is_some_and(|s| s >= 0.0), "elapsed_s");
+    let results = report["results"].as_array().expect("results is an array");
+    assert!(!results.is_empty(), "a lesson measures something");
+    for r in results {
+        assert!(
+            r["experiment"].is_string() && r["metric"].is_string() && r["unit"].is_string(),
+            "result fields: {r}"
+        );
+        assert!(r["value"].is_number(), "result value is a number: {r}");
+    }
+    assert!(results.iter().filter(|r| r["key"] == true).count() <= 1, "at most one key figure");
+    let claims = report["claims"].as_array().expect("claims is an array");
+    assert!(!claims.is_empty(), "a lesson checks at least one claim");
+    for c in claims {
+        assert!(
+            c["id"].is_string() && c["statement"].is_string() && c["evidence"].is_string(),
+            "claim fields: {c}"
+        );
+        assert!(c["holds"].is_boolean() || c["holds"].is_null(), "holds is true, false or null: {c}");
+    }
+}
+
+/// Panics, naming each failing claim and its evidence, unless every claim
+/// that was tested holds (a skipped claim is neither).
+pub fn assert_claims_hold(report: &Value) {
+    let failing: Vec<String> = report["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .filter(|c| c["holds"] == false)
+        .map(|c| format!("{}: {} ({})", c["id"], c["statement"], c["evidence"]))
+        .collect();
+    assert!(failing.is_empty(), "claims that did not hold:\n{}", failing.join("\n"));
+}
+
+/// The value of `metric` measured by `experiment`.
+pub fn figure(report: &Value, experiment: &str, metric: &str) -> f64 {
+    report["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["experiment"] == experiment && r["metric"] == metric)
+        .and_then(|r| r["value"].as_f64())
+        .unwrap_or_else(|| panic!("no figure {experiment} / {metric} in {report}"))
+}
+
+/// The verdict of claim `id`: `Some(true)` holds, `Some(false)` does not, `None` skipped.
+pub fn verdict(report: &Value, id: &str) -> Option<bool> {
+    let claim = report["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no claim {id} in {report}"));
+    claim["holds"].as_bool()
+}
+
+/// The workspace root (this package lives in `<root>/tests`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The lessons of the workspace: every `crates/<name>` with a `src/main.rs`, sorted by name.
+pub fn lesson_names() -> Vec<String> {
+    let crates = workspace_root().join("crates");
+    let mut names: Vec<String> = std::fs::read_dir(&crates)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", crates.display()))
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("src/main.rs").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

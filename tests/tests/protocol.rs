@@ -1,0 +1,70 @@
+//! Every lesson in the workspace speaks the output protocol of DESIGN.md:
+//! `--quick --json` prints one JSON object whose claims hold, the text report
+//! has a line per claim, `--help` explains the shared flags, and bad usage
+//! is answered with exit code 2 and one line.
+//!
+//! The binaries are the ones `cargo test --workspace` builds for each
+//! lesson's own tests, found next to this test's executable.
+
+use std::path::PathBuf;
+
+use lesson_tests::{Lesson, assert_claims_hold, lesson_names};
+
+fn lessons() -> Vec<Lesson> {
+    // This test runs from target/<profile>/deps/; the binaries are in target/<profile>/.
+    let exe = std::env::current_exe().expect("test executable");
+    let bin_dir: PathBuf =
+        exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf();
+    let names = lesson_names();
+    assert!(!names.is_empty(), "the workspace has lessons");
+    names
+        .into_iter()
+        .map(|name| {
+            let bin = bin_dir.join(&name);
+            assert!(bin.is_file(), "{} is not built: run `cargo test --workspace`", bin.display());
+            Lesson::new(&name, bin)
+        })
+        .collect()
+}
+
+#[test]
+fn quick_json_is_one_report_whose_claims_hold() {
+    for lesson in lessons() {
+        let report = lesson.json(&["--quick"]);
+        assert_claims_hold(&report);
+    }
+}
+
+#[test]
+fn text_report_has_a_title_and_a_line_per_claim() {
+    for lesson in lessons() {
+        let output = lesson.run(&["--quick"]);
+        assert!(output.status.success(), "{}: {}", lesson.name, output.status);
+        let text = String::from_utf8(output.stdout).expect("UTF-8 text");
+        assert!(text.starts_with(&format!("{}: ", lesson.name)), "{} title line:\n{text}", lesson.name);
+        assert!(text.contains("\nparams  "), "{} prints its parameters", lesson.name);
+        let verdict_lines = text.lines().filter(|l| l.starts_with(['✔', '✘', '–'])).count();
+        assert!(verdict_lines >= 1, "{} prints its verdicts:\n{text}", lesson.name);
+    }
+}
+
+#[test]
+fn help_explains_the_shared_flags() {
+    for lesson in lessons() {
+        let output = lesson.run(&["--help"]);
+        assert!(output.status.success(), "{} --help: {}", lesson.name, output.status);
+        let help = String::from_utf8_lossy(&output.stdout);
+        for flag in ["--json", "--quick", "--help"] {
+            assert!(help.contains(flag), "{} --help does not mention {flag}", lesson.name);
+        }
+    }
+}
+
+#[test]
+fn bad_usage_exits_2_with_one_line() {
+    for lesson in lessons() {
+        let message = lesson.usage_error(&["--no-such-flag"]);
+        assert!(message.contains("--no-such-flag"), "{}: {message}", lesson.name);
+        lesson.usage_error(&["unexpected-positional"]);
+    }
+}
