@@ -1,0 +1,59 @@
+//! The lock-fix binary, run as a learner runs it: every fix is exact, the
+//! held guard serializes, the claims hold, and bad input gets exit code 2.
+
+use lesson_tests::{Lesson, assert_claims_hold, figure};
+
+fn lesson() -> Lesson {
+    Lesson::new("lock-fix", env!("CARGO_BIN_EXE_lock-fix"))
+}
+
+#[test]
+fn quick_run_is_exact_and_its_claims_hold() {
+    let report = lesson().json(&["--quick", "--threads", "3", "--increments", "10000", "--trials", "3"]);
+    assert_claims_hold(&report);
+    assert_eq!(report["params"]["threads"], 3);
+    for fix in ["std Mutex", "parking_lot Mutex", "AtomicU64 fetch_add", "per-thread sums"] {
+        for team in ["3 threads", "1 thread"] {
+            assert!(figure(&report, fix, team) > 0.0, "{fix} / {team} was timed");
+        }
+    }
+    let b = "B fixed: guard held across the pause";
+    assert_eq!(figure(&report, b, "final min"), 2.0);
+    assert!(figure(&report, b, "shortest trial") >= 0.9 * figure(&report, b, "2 x pause"));
+}
+
+#[test]
+fn exactness_is_checked_for_every_trial() {
+    // The claim's evidence counts the trials it checked, so a run with more
+    // trials names more of them.
+    let report = lesson().json(&[
+        "--quick",
+        "--threads",
+        "2",
+        "--increments",
+        "1000",
+        "--trials",
+        "7",
+        "--pause-ms",
+        "1",
+    ]);
+    let exact = report["claims"].as_array().unwrap().iter().find(|c| c["id"] == "exact").unwrap();
+    assert_eq!(exact["holds"], true);
+    assert!(exact["evidence"].as_str().unwrap().starts_with("7 trials of each of 4 fixes"), "{exact}");
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    let lesson = lesson();
+    for (args, names) in [
+        (&["--threads", "0"][..], "--threads"),
+        (&["--threads", "abc"], "--threads"),
+        (&["--threads", "100000"], "--threads"),
+        (&["--trials", "0"], "--trials"),
+        (&["--increments", "0"], "--increments"),
+        (&["--pause-ms", "1.5"], "--pause-ms"),
+    ] {
+        let message = lesson.usage_error(args);
+        assert!(message.contains(names), "{args:?}: {message}");
+    }
+}
