@@ -5,13 +5,11 @@
 //! check the output protocol of every lesson in the workspace. They check
 //! claims and exact counts, never printed text or absolute times.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::{Command, Output};
 use std::time::Duration;
 
+use common::child::output_with_deadline;
 use serde_json::Value;
 
 /// How long one run of a lesson may take before the test calls it a hang.
@@ -34,7 +32,8 @@ impl Lesson {
     /// Runs the lesson with `args` and returns its output; panics if it runs
     /// longer than [`RUN_LIMIT`] (after killing it).
     pub fn run(&self, args: &[&str]) -> Output {
-        run_with_limit(Command::new(&self.bin).args(args), RUN_LIMIT)
+        output_with_deadline(Command::new(&self.bin).args(args), RUN_LIMIT)
+            .unwrap_or_else(|e| panic!("{} {args:?}: {e:#}", self.name))
     }
 
     /// Runs the lesson with `--json` and `args`, checks that it exited 0 and
@@ -83,46 +82,6 @@ impl Lesson {
         assert!(!stderr.contains("panicked"), "{} {args:?} panicked: {stderr}", self.name);
         stderr
     }
-}
-
-/// Runs `command` with its output captured; kills it and panics if it is
-/// still running after `limit`.
-pub fn run_with_limit(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {command:?}: {e}"));
-    // Two readers drain the pipes (a full pipe would block the child); the
-    // main thread waits for the child with a deadline.
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stdout.read_to_end(&mut bytes);
-        bytes
-    });
-    let err_reader = thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = stderr.read_to_end(&mut bytes);
-        bytes
-    });
-    let pid = child.id();
-    let (done_tx, done_rx) = mpsc::channel();
-    let waiter = thread::spawn(move || {
-        let status = child.wait();
-        let _ = done_tx.send(());
-        status
-    });
-    if done_rx.recv_timeout(limit).is_err() {
-        // The waiter owns the child, so kill it by its id.
-        let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-        let _ = waiter.join();
-        panic!("{command:?} ran longer than {limit:?} and was killed");
-    }
-    let status = waiter.join().expect("waiter thread").expect("waiting for the child");
-    Output { status, stdout: out_reader.join().expect("reader"), stderr: err_reader.join().expect("reader") }
 }
 
 /// Checks the fields every lesson's JSON report has (DESIGN.md, the output protocol).

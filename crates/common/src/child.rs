@@ -18,14 +18,23 @@
 //! }
 //! ```
 //!
+//! [`output_with_deadline`] runs any command to its end, or kills it at a
+//! deadline: how the runner and the tests make sure a lesson cannot hang them.
+//!
 //! A [`ChildProcess`] is reaped on every path: [`ChildProcess::wait`] on
 //! success, and its `Drop` (kill, then wait) on an error or a panic in the
 //! parent, so no zombie outlives the lesson.
 
 use std::ffi::OsString;
-use std::process::{Command, ExitStatus};
+use std::io::Read;
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// The hidden first argument that marks a child process and names its role.
 pub const ROLE_ARG: &str = "--child-role";
@@ -111,4 +120,51 @@ impl Drop for ChildProcess {
             let _ = self.kill_and_reap();
         }
     }
+}
+
+/// Runs `command` to its end with stdout and stderr captured, like
+/// [`Command::output`], but kills it (SIGKILL) and returns an error if it is
+/// still running after `limit`. Its stdin is closed.
+pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::Result<Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    // Two threads drain the pipes (a child blocked on a full pipe would never
+    // exit); a third waits for the child and reports on a channel, which the
+    // caller waits on with a deadline.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr is piped")));
+    let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
+    let (done_tx, done_rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let status = child.wait();
+        let _ = done_tx.send(());
+        status
+    });
+    let timed_out = done_rx.recv_timeout(limit).is_err();
+    if timed_out {
+        // The waiter owns the child, so it is killed by its pid; the waiter
+        // then reaps it.
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    let status = waiter.join().expect("the waiter thread does not panic").context("waiting for the child")?;
+    let output = Output {
+        status,
+        stdout: stdout.join().expect("reader thread"),
+        stderr: stderr.join().expect("reader thread"),
+    };
+    if timed_out {
+        bail!("{command:?} ran longer than {limit:?} and was killed");
+    }
+    Ok(output)
 }

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::child::{role, spawn_self};
+use common::child::{ROLE_ARG, output_with_deadline, role, spawn_self};
 
 fn main() {
     if let Some((name, args)) = role() {
@@ -16,15 +16,21 @@ fn main() {
             // case the parent never does.
             "linger" => std::thread::sleep(Duration::from_secs(60)),
             "fail" => std::process::exit(3),
+            "chatty" => {
+                println!("to stdout");
+                eprintln!("to stderr");
+            }
             other => panic!("unknown role {other}"),
         }
         return;
     }
 
-    let checks: [(&str, fn()); 3] = [
+    let checks: [(&str, fn()); 5] = [
         ("child_runs_its_role_with_its_arguments", child_runs_its_role_with_its_arguments),
         ("exit_status_comes_back", exit_status_comes_back),
         ("dropping_a_running_child_kills_and_reaps_it", dropping_a_running_child_kills_and_reaps_it),
+        ("output_with_deadline_captures_both_streams", output_with_deadline_captures_both_streams),
+        ("output_with_deadline_kills_a_hang", output_with_deadline_kills_a_hang),
     ];
     for (name, check) in checks {
         check();
@@ -58,4 +64,25 @@ fn dropping_a_running_child_kills_and_reaps_it() {
     // A zombie keeps its /proc entry until it is reaped, so the entry being
     // gone shows the child was both killed and reaped.
     assert!(!std::path::Path::new(&proc_entry).exists(), "{proc_entry} outlived the drop");
+}
+
+fn this_exe_as(role: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args([ROLE_ARG, role]);
+    command
+}
+
+fn output_with_deadline_captures_both_streams() {
+    let output = output_with_deadline(&mut this_exe_as("chatty"), Duration::from_secs(60)).unwrap();
+    assert!(output.status.success());
+    assert_eq!(output.stdout, b"to stdout\n");
+    assert_eq!(output.stderr, b"to stderr\n");
+}
+
+fn output_with_deadline_kills_a_hang() {
+    let started = std::time::Instant::now();
+    let err = output_with_deadline(&mut this_exe_as("linger"), Duration::from_millis(200)).unwrap_err();
+    assert!(err.to_string().contains("was killed"), "{err}");
+    // Killed at the deadline, not after the child's own minute.
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

@@ -18,14 +18,37 @@
 //! Run:
 //!
 //! ```text
-//! cargo run --release -p lock-fix
+//! cargo run -p lock-fix
 //! cargo run --release -p lock-fix -- --threads 2 --increments 1000000
+//! cargo run -p lock-fix -- --help
 //! ```
 //!
 //! A run on 2 cores (release):
 //!
 //! ```text
-//! SAMPLE
+//! lock-fix: a guard makes every update count; each fix has a measured cost
+//! host    cores=2 os=linux profile=release
+//! params  threads=5 increments=200000 trials=5 pause_ms=20
+//!
+//! experiment              5 threads      1 thread
+//!                      ns/increment  ns/increment
+//! std Mutex                     112          19.4
+//! parking_lot Mutex            31.0          23.6
+//! AtomicU64 fetch_add          19.2          8.14
+//! per-thread sums              1.23          1.05
+//!
+//! experiment                            final min  shortest trial  2 x pause
+//!                                         updates              ms         ms
+//! B fixed: guard held across the pause          2            40.2       40.0
+//!
+//! ns/increment: wall time of a trial divided by all the increments it made, median over trials.
+//! With 5 threads, per-thread sums cost 15.6x less per increment than the cheapest shared counter: sharing nothing is the cheapest fix when the work allows it.
+//!
+//! ✔ exact  every fix ended at exactly threads x increments, in every trial: 5 trials of each of 4 fixes with 5 threads and 5 with 1, all exact
+//! ✔ guard-serializes  holding the guard across the pause keeps both updates and makes the threads take turns: 5/5 trials ended at 2; shortest trial 40.2 ms vs 0.9 x 2 x 20 ms = 36.0 ms
+//! ✔ mutex-costs-more  without contention, a std Mutex costs at least 1.3x a fetch_add per increment: 1 thread: 19.4 ns vs 8.1 ns per increment (2.4x)
+//!
+//! elapsed 1.08 s
 //! ```
 //!
 //! The nanoseconds vary with the machine, its load and the build profile

@@ -1,0 +1,25 @@
+# Thin aliases over cargo; the README says what each does.
+.PHONY: run all test lint loom ci
+
+LESSON ?= race-condition
+
+run:
+	cargo run -p $(LESSON)
+
+all:
+	cargo xtask all
+
+test:
+	cargo test --workspace
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo xtask tidy
+
+loom:
+	RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom \
+		-p race-condition --bin race-condition -p lock-fix --bin lock-fix
+
+ci:
+	bash .ci/run

@@ -1,0 +1,255 @@
+//! `cargo xtask all`: every lesson once, one table of verdicts for this machine.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use common::child::output_with_deadline;
+use common::report::Number;
+use serde_json::Value;
+
+use crate::{Lesson, lessons, project_root};
+
+/// A lesson's defaults finish in seconds; this bound only stops a hang.
+const LESSON_LIMIT: Duration = Duration::from_secs(300);
+
+/// What one lesson's run came to, for the summary table.
+struct Outcome {
+    name: &'static str,
+    /// "3/3", or "2/3" when a claim did not hold; skipped claims are named apart.
+    claims: String,
+    key_figure: String,
+    seconds: f64,
+    /// Why the lesson failed, if it did.
+    failure: Option<String>,
+}
+
+pub fn run(quick: bool) -> anyhow::Result<bool> {
+    let root = project_root();
+    let lessons = lessons(&root)?;
+    if lessons.is_empty() {
+        bail!("no lessons found under {}", root.join("crates").display());
+    }
+    let binaries = build_release(&root, &lessons)?;
+
+    let mut outcomes = Vec::new();
+    for (index, lesson) in lessons.iter().enumerate() {
+        let bin = binaries
+            .get(lesson.name)
+            .with_context(|| format!("cargo built no binary for {}", lesson.name))?;
+        eprint!("[{}/{}] {:<18} ", index + 1, lessons.len(), lesson.name);
+        let outcome = run_lesson(lesson, bin, quick);
+        match &outcome.failure {
+            None => eprintln!("ok      {:>5} claims  {:>6.2} s", outcome.claims, outcome.seconds),
+            Some(why) => eprintln!("FAILED  {why}"),
+        }
+        outcomes.push(outcome);
+    }
+
+    print_summary(&outcomes, quick);
+    Ok(outcomes.iter().all(|o| o.failure.is_none()))
+}
+
+/// Builds every lesson's binary once, in release (the profile the figures
+/// are quoted from), and returns where cargo put each one.
+fn build_release(root: &PathBuf, lessons: &[Lesson]) -> anyhow::Result<HashMap<String, PathBuf>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(root).args([
+        "build",
+        "--release",
+        "--bins",
+        "--message-format=json-render-diagnostics",
+    ]);
+    for lesson in lessons {
+        command.args(["-p", lesson.name]);
+    }
+    // Cargo's progress and diagnostics go to our stderr as usual; its JSON
+    // messages on stdout say where each binary is.
+    let output = command.stderr(Stdio::inherit()).output().context("running cargo build")?;
+    if !output.status.success() {
+        bail!("cargo build --release failed ({})", output.status);
+    }
+    let mut binaries = HashMap::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<Value>(line) else { continue };
+        if message["reason"] == "compiler-artifact"
+            && let (Some(name), Some(exe)) =
+                (message["target"]["name"].as_str(), message["executable"].as_str())
+        {
+            binaries.insert(name.to_string(), PathBuf::from(exe));
+        }
+    }
+    Ok(binaries)
+}
+
+fn run_lesson(lesson: &Lesson, bin: &PathBuf, quick: bool) -> Outcome {
+    let mut outcome = Outcome {
+        name: lesson.name,
+        claims: "-".into(),
+        key_figure: "-".into(),
+        seconds: 0.0,
+        failure: None,
+    };
+    let mut command = Command::new(bin);
+    command.arg("--json");
+    if quick {
+        command.arg("--quick");
+    }
+    let started = Instant::now();
+    let result = output_with_deadline(&mut command, LESSON_LIMIT);
+    outcome.seconds = started.elapsed().as_secs_f64();
+    let output = match result {
+        Ok(output) => output,
+        Err(err) => {
+            outcome.failure = Some(format!("{err:#}"));
+            return outcome;
+        }
+    };
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        outcome.failure = Some(format!("{}: {}", output.status, stderr.trim()));
+        return outcome;
+    }
+    let report: Value = match serde_json::from_slice(&output.stdout) {
+        Ok(report) => report,
+        Err(err) => {
+            outcome.failure = Some(format!("stdout is not one JSON object: {err}"));
+            return outcome;
+        }
+    };
+    let claims = report["claims"].as_array().cloned().unwrap_or_default();
+    let held = claims.iter().filter(|c| c["holds"] == true).count();
+    let failed: Vec<&str> =
+        claims.iter().filter(|c| c["holds"] == false).filter_map(|c| c["id"].as_str()).collect();
+    let skipped = claims.iter().filter(|c| c["holds"].is_null()).count();
+    let tested = claims.len() - skipped;
+    outcome.claims = if skipped == 0 {
+        format!("{held}/{tested}")
+    } else {
+        format!("{held}/{tested} ({skipped} skipped)")
+    };
+    outcome.key_figure = key_figure(&report);
+    if claims.is_empty() {
+        outcome.failure = Some("the report has no claims".into());
+    } else if !failed.is_empty() {
+        outcome.failure = Some(format!("claims that did not hold: {}", failed.join(", ")));
+    }
+    outcome
+}
+
+/// The figure the lesson marked as key (or its first), as "experiment: metric value unit".
+fn key_figure(report: &Value) -> String {
+    let results = report["results"].as_array().cloned().unwrap_or_default();
+    let Some(figure) = results.iter().find(|r| r["key"] == true).or(results.first()) else {
+        return "-".into();
+    };
+    let value = match (figure["value"].as_u64(), figure["value"].as_f64()) {
+        (Some(count), _) => Number::Count(count).to_text(),
+        (None, Some(real)) => Number::Real(real).to_text(),
+        _ => "?".into(),
+    };
+    format!(
+        "{}: {} {} {}",
+        figure["experiment"].as_str().unwrap_or("?"),
+        figure["metric"].as_str().unwrap_or("?"),
+        value,
+        figure["unit"].as_str().unwrap_or("")
+    )
+    .trim_end()
+    .to_string()
+}
+
+fn print_summary(outcomes: &[Outcome], quick: bool) {
+    let rows: Vec<[String; 5]> = outcomes
+        .iter()
+        .map(|o| {
+            [
+                o.name.to_string(),
+                if o.failure.is_none() { "ok".into() } else { "FAILED".into() },
+                o.claims.clone(),
+                o.key_figure.clone(),
+                format!("{:.2}", o.seconds),
+            ]
+        })
+        .collect();
+    let header = ["lesson", "result", "claims", "key figure", "seconds"].map(String::from);
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    println!(
+        "\ncargo xtask all{}: {} lessons on this machine\n",
+        if quick { " --quick" } else { "" },
+        rows.len()
+    );
+    for row in [&header].into_iter().chain(&rows) {
+        println!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
+        );
+    }
+    let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    if failed.is_empty() {
+        println!("\nevery lesson ran and every claim it tested held");
+    } else {
+        println!();
+        for o in failed {
+            println!("{} FAILED: {}", o.name, o.failure.as_deref().unwrap_or(""));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in lesson: a shell script that prints `stdout` and exits with `code`.
+    fn fake_lesson(tag: &str, stdout: &str, code: i32) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("xtask-fake-{tag}-{}.sh", std::process::id()));
+        std::fs::write(&path, format!("#!/bin/sh\ncat <<'END'\n{stdout}\nEND\nexit {code}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn outcome_of(tag: &str, stdout: &str, code: i32) -> Outcome {
+        let lesson = Lesson { number: 2, name: "race-condition", description: String::new() };
+        let script = fake_lesson(tag, stdout, code);
+        let outcome = run_lesson(&lesson, &script, true);
+        std::fs::remove_file(script).unwrap();
+        outcome
+    }
+
+    const REPORT: &str = r#"{"results":[{"experiment":"A","metric":"lost","value":7,"unit":"updates","key":true}],"claims":[{"id":"x","holds":HOLDS},{"id":"y","holds":null}]}"#;
+
+    #[test]
+    fn a_lesson_whose_claims_hold_passes() {
+        let outcome = outcome_of("ok", &REPORT.replace("HOLDS", "true"), 0);
+        assert!(outcome.failure.is_none());
+        assert_eq!(outcome.claims, "1/1 (1 skipped)");
+        assert_eq!(outcome.key_figure, "A: lost 7 updates");
+    }
+
+    #[test]
+    fn a_claim_that_did_not_hold_fails_the_run() {
+        let outcome = outcome_of("claim", &REPORT.replace("HOLDS", "false"), 0);
+        assert_eq!(outcome.failure.as_deref(), Some("claims that did not hold: x"));
+    }
+
+    #[test]
+    fn invalid_json_or_a_failed_exit_fails_the_run() {
+        assert!(outcome_of("json", "not json", 0).failure.unwrap().contains("not one JSON object"));
+        assert!(outcome_of("exit", &REPORT.replace("HOLDS", "true"), 1).failure.is_some());
+    }
+}

@@ -1,0 +1,155 @@
+//! The project's runner, as `cargo xtask <command>` (an alias in
+//! `.cargo/config.toml`).
+//!
+//! - `list`: each lesson's name and claim (its Cargo.toml `description`);
+//! - `all [--quick]`: build every lesson once in release, run each with
+//!   `--json`, then print one table of verdicts for this machine; exit 1 if a
+//!   lesson failed, printed invalid JSON, or a claim did not hold;
+//! - `tidy`: the checks of DESIGN.md that code can make (also a `#[test]`).
+
+mod all;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+
+/// The lesson catalogue of DESIGN.md, in reading order. The names are fixed:
+/// the README, this runner and users type them.
+pub const CATALOGUE: [&str; 16] = [
+    "thread-basics",
+    "race-condition",
+    "lock-fix",
+    "deadlock",
+    "starvation",
+    "livelock",
+    "semaphore",
+    "condition-variable",
+    "daemon-workers",
+    "sender-receiver",
+    "cpu-bound",
+    "io-bound",
+    "spawn-cost",
+    "fork-vs-spawn",
+    "pool-map",
+    "mmap-workaround",
+];
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  list          each lesson's name and claim
+  all [--quick] build the lessons in release, run each with --json, print one
+                table of verdicts; exit 1 if a lesson failed or a claim did not hold
+  tidy          check headers, the README table and stray debug prints";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match args.as_slice() {
+        ["list"] => list(),
+        ["all"] => all::run(false),
+        ["all", "--quick"] => all::run(true),
+        ["tidy"] => tidy::run(),
+        ["help" | "--help" | "-h"] => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => {
+            eprintln!("error: unknown command {:?}\n\n{USAGE}", args.join(" "));
+            return ExitCode::from(2);
+        }
+    };
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: the xtask lives in `<root>/xtask`.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask/ has a parent").to_path_buf()
+}
+
+/// A lesson of this workspace.
+#[derive(Debug, Clone)]
+pub struct Lesson {
+    /// Its number in the catalogue (1-based).
+    pub number: usize,
+    pub name: &'static str,
+    /// Its claim, from the `description` of its Cargo.toml.
+    pub description: String,
+}
+
+/// The catalogue's lessons that exist in this workspace, in catalogue order.
+pub fn lessons(root: &Path) -> anyhow::Result<Vec<Lesson>> {
+    let mut found = Vec::new();
+    for (index, name) in CATALOGUE.iter().enumerate() {
+        let manifest = root.join("crates").join(name).join("Cargo.toml");
+        if manifest.is_file() {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("reading {}", manifest.display()))?;
+            let description = manifest_field(&text, "description")
+                .with_context(|| format!("{} has no description", manifest.display()))?;
+            found.push(Lesson { number: index + 1, name, description });
+        }
+    }
+    Ok(found)
+}
+
+/// The string value of `key = "..."` in a Cargo.toml's text. Enough TOML for
+/// our own manifests, which keep such fields on one line.
+pub fn manifest_field(text: &str, key: &str) -> anyhow::Result<String> {
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(key) else { continue };
+        let Some(value) = rest.trim_start().strip_prefix('=') else { continue };
+        let value = value.trim();
+        if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            return Ok(value[1..value.len() - 1].replace("\\\"", "\""));
+        }
+        bail!("{key} is not a one-line string: {line}");
+    }
+    bail!("no {key} field")
+}
+
+fn list() -> anyhow::Result<bool> {
+    let lessons = lessons(&project_root())?;
+    let width = lessons.iter().map(|l| l.name.len()).max().unwrap_or(0);
+    for lesson in &lessons {
+        println!("{:>2}  {:<width$}  {}", lesson.number, lesson.name, lesson.description);
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo test` enforces what `cargo xtask tidy` checks.
+    #[test]
+    fn tidy() {
+        let problems = tidy::problems(&project_root()).unwrap();
+        assert!(problems.is_empty(), "cargo xtask tidy found:\n{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn reads_one_line_manifest_fields() {
+        let text = "[package]\nname = \"race-condition\"\ndescription = \"a \\\"quoted\\\" claim\"\n";
+        assert_eq!(manifest_field(text, "name").unwrap(), "race-condition");
+        assert_eq!(manifest_field(text, "description").unwrap(), "a \"quoted\" claim");
+        assert!(manifest_field(text, "version").is_err());
+    }
+
+    #[test]
+    fn the_workspace_has_lessons_in_catalogue_order() {
+        let found = lessons(&project_root()).unwrap();
+        assert!(found.len() >= 2);
+        assert!(found.windows(2).all(|w| w[0].number < w[1].number));
+    }
+}
