@@ -11,9 +11,10 @@
 //! is timed with T threads and with one thread (no contention), and reported
 //! in nanoseconds per increment. The read-pause-write of the Python notes is
 //! fixed by holding one guard across the read, the pause and the write, which
-//! makes the two threads take turns: exact, and twice as slow. The Python
-//! notes fix their counter with `with lock:` around the read and the write;
-//! the figures here show what that kind of fix costs next to the others.
+//! makes the T threads take turns: exact, and as slow as T updates made one
+//! after the other. The Python notes fix their counter with `with lock:`
+//! around the read and the write; the figures here show what that kind of
+//! fix costs next to the others.
 //!
 //! Run:
 //!
@@ -104,7 +105,8 @@ struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     trials: u32,
 
-    /// Milliseconds each thread of the read-pause-write works while holding the lock.
+    /// Milliseconds each thread of the read-pause-write works while holding the lock
+    /// (a trial takes threads x this).
     #[arg(long, value_name = "MS", default_value_t = 20,
           value_parser = clap::value_parser!(u64).range(1..=1000))]
     pause_ms: u64,
@@ -141,7 +143,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let threads = args.threads as usize;
     // 200,000 increments per thread keeps the slowest fix (a contended std
     // Mutex) at a fraction of a second per trial, and the fastest (local
-    // sums, under a nanosecond each) long enough to time in microseconds.
+    // sums, about a nanosecond each) long enough to time in microseconds.
     let increments = args.increments.unwrap_or(args.common.pick(200_000, 20_000));
     let trials = args.trials;
     let pause = Duration::from_millis(args.pause_ms);
@@ -154,13 +156,102 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("trials", trials)
         .param("pause_ms", args.pause_ms);
 
-    // Each fix, with T threads and then with one, `trials` times each. Every
-    // trial's total is checked, not just the median's.
-    let mut inexact: Vec<String> = Vec::new();
-    let mut contended_ns = Vec::new();
+    let costs = time_each_fix(threads, increments, trials);
+    for cost in &costs.per_fix {
+        report.figure(cost.fix.name(), format!("{threads} threads"), cost.contended_ns, "ns/increment");
+        report.figure(cost.fix.name(), "1 thread", cost.alone_ns, "ns/increment");
+    }
+    let std_mutex = costs.of(Fix::StdMutex);
+    report.key_figure("std Mutex", format!("{threads} threads"), std_mutex.contended_ns, "ns/increment");
+    report.claim(Claim::check(
+        "exact",
+        "every fix ended at exactly threads x increments, in every trial",
+        costs.inexact.is_empty(),
+        if costs.inexact.is_empty() {
+            format!(
+                "{trials} trials of each of 4 fixes with {threads} threads and {trials} with 1, all exact"
+            )
+        } else {
+            costs.inexact.join("; ")
+        },
+    ));
+
+    // A ranking is claimed only where it held on a busy 2-core machine: with
+    // one, two and four other processes spinning, in debug and release, the
+    // uncontended std Mutex cost 1.7 to 10 times a fetch_add (it makes two
+    // atomic operations per increment, lock and unlock, against one). The
+    // contended figures are wall times that move with the machine's load
+    // (under four spinning processes, local sums sometimes came out no
+    // cheaper than fetch_add), so they are shown, not ranked.
+    let fetch_add = costs.of(Fix::FetchAdd);
+    report.claim(Claim::check(
+        "mutex-costs-more",
+        "without contention, a std Mutex costs at least 1.3x a fetch_add per increment",
+        std_mutex.alone_ns >= 1.3 * fetch_add.alone_ns,
+        format!(
+            "1 thread: {:.1} ns vs {:.1} ns per increment ({:.1}x)",
+            std_mutex.alone_ns,
+            fetch_add.alone_ns,
+            std_mutex.alone_ns / fetch_add.alone_ns
+        ),
+    ));
+    report.note(
+        "ns/increment: wall time of a trial divided by all the increments it made, median over trials.",
+    );
+    report.note(sharing_nothing_note(&costs, threads));
+
+    // The read-pause-write, with one guard held across all three steps.
+    report.table("");
+    let turns = hold_guard_across_pause(threads, pause, trials);
+    let serial_time = threads as f64 * pause.as_secs_f64();
+    let b = "B fixed: guard held across the pause";
+    report.figure(b, "final min", turns.fewest_updates, "updates");
+    report.figure(b, "shortest trial", turns.shortest.as_secs_f64() * 1e3, "ms");
+    report.figure(b, "threads x pause", serial_time * 1e3, "ms");
+    report.claim(Claim::check(
+        "guard-serializes",
+        "holding the guard across the pause keeps every update and makes the threads take turns",
+        turns.exact_trials == trials && turns.shortest.as_secs_f64() >= 0.9 * serial_time,
+        format!(
+            "{}/{trials} trials ended at {threads}; shortest trial {:.1} ms vs 0.9 x {threads} x {} ms = {:.1} ms",
+            turns.exact_trials,
+            turns.shortest.as_secs_f64() * 1e3,
+            args.pause_ms,
+            0.9 * serial_time * 1e3
+        ),
+    ));
+    Ok(report)
+}
+
+/// What one fix costs, median over trials.
+struct FixCost {
+    fix: Fix,
+    /// With all the threads contending for the counter.
+    contended_ns: f64,
+    /// With one thread, so nobody contends.
+    alone_ns: f64,
+}
+
+struct FixCosts {
+    per_fix: Vec<FixCost>,
+    /// Every trial whose total was not threads x increments (none, if the fixes work).
+    inexact: Vec<String>,
+}
+
+impl FixCosts {
+    fn of(&self, fix: Fix) -> &FixCost {
+        self.per_fix.iter().find(|c| c.fix == fix).expect("every fix is timed")
+    }
+}
+
+/// Times each fix with `threads` threads and with one, `trials` times each,
+/// and checks every trial's total, not just the median's.
+fn time_each_fix(threads: usize, increments: u64, trials: u32) -> FixCosts {
+    let mut inexact = Vec::new();
+    let mut per_fix = Vec::new();
     for fix in Fix::ALL {
-        let mut row = Vec::new();
-        for team in [threads, 1] {
+        let mut median_ns = [0.0; 2];
+        for (slot, team) in [threads, 1].into_iter().enumerate() {
             let mut ns = Vec::new();
             for _ in 0..trials {
                 let (total, elapsed) = count_with(fix, team, increments);
@@ -169,83 +260,22 @@ fn run(args: &Args) -> anyhow::Result<Report> {
                 }
                 ns.push(ns_per(elapsed, team as u64 * increments));
             }
-            row.push(median(&ns));
+            median_ns[slot] = median(&ns);
         }
-        report.figure(fix.name(), format!("{threads} threads"), row[0], "ns/increment");
-        report.figure(fix.name(), "1 thread", row[1], "ns/increment");
-        contended_ns.push((fix, row[0], row[1]));
+        per_fix.push(FixCost { fix, contended_ns: median_ns[0], alone_ns: median_ns[1] });
     }
-    let (std_mutex_ns, _) = cost(&contended_ns, Fix::StdMutex);
-    report.key_figure("std Mutex", format!("{threads} threads"), std_mutex_ns, "ns/increment");
+    FixCosts { per_fix, inexact }
+}
 
-    // The read-pause-write, with one guard held across all three steps.
-    report.table("");
-    let mut finals = Vec::new();
-    let mut elapsed = Vec::new();
-    for _ in 0..trials {
-        let (value, took) = read_pause_write_locked_trial(pause);
-        finals.push(value);
-        elapsed.push(took);
-    }
-    let shortest = elapsed.iter().min().copied().expect("at least one trial");
-    let b = "B fixed: guard held across the pause";
-    report.figure(b, "final min", *finals.iter().min().expect("at least one trial"), "updates");
-    report.figure(b, "shortest trial", shortest.as_secs_f64() * 1e3, "ms");
-    report.figure(b, "2 x pause", 2.0 * pause.as_secs_f64() * 1e3, "ms");
-
-    report.claim(Claim::check(
-        "exact",
-        "every fix ended at exactly threads x increments, in every trial",
-        inexact.is_empty(),
-        if inexact.is_empty() {
-            format!(
-                "{trials} trials of each of 4 fixes with {threads} threads and {trials} with 1, all exact"
-            )
-        } else {
-            inexact.join("; ")
-        },
-    ));
-    let all_two = finals.iter().all(|&v| v == 2);
-    let serialized = shortest.as_secs_f64() >= 0.9 * 2.0 * pause.as_secs_f64();
-    report.claim(Claim::check(
-        "guard-serializes",
-        "holding the guard across the pause keeps both updates and makes the threads take turns",
-        all_two && serialized,
-        format!(
-            "{}/{trials} trials ended at 2; shortest trial {:.1} ms vs 0.9 x 2 x {} ms = {:.1} ms",
-            finals.iter().filter(|&&v| v == 2).count(),
-            shortest.as_secs_f64() * 1e3,
-            args.pause_ms,
-            0.9 * 2.0 * pause.as_secs_f64() * 1e3
-        ),
-    ));
-    // A ranking is claimed only where it held on a busy 2-core machine: with
-    // one, two and four other processes spinning, in debug and release, the
-    // uncontended std Mutex cost 1.7 to 10 times a fetch_add (it makes two
-    // atomic operations per increment, lock and unlock, against one). The
-    // contended figures are wall times and move with the machine's load, so
-    // they are shown, not ranked.
-    let (_, mutex_alone) = cost(&contended_ns, Fix::StdMutex);
-    let (_, fetch_add_alone) = cost(&contended_ns, Fix::FetchAdd);
-    report.claim(Claim::check(
-        "mutex-costs-more",
-        "without contention, a std Mutex costs at least 1.3x a fetch_add per increment",
-        mutex_alone >= 1.3 * fetch_add_alone,
-        format!(
-            "1 thread: {mutex_alone:.1} ns vs {fetch_add_alone:.1} ns per increment ({:.1}x)",
-            mutex_alone / fetch_add_alone
-        ),
-    ));
-    let (sums_ns, _) = cost(&contended_ns, Fix::PerThreadSums);
+/// The note on sharing nothing, from this run's figures: said only as
+/// strongly as they support it.
+fn sharing_nothing_note(costs: &FixCosts, threads: usize) -> String {
     let cheapest_shared = [Fix::StdMutex, Fix::ParkingLotMutex, Fix::FetchAdd]
         .into_iter()
-        .map(|fix| cost(&contended_ns, fix).0)
+        .map(|fix| costs.of(fix).contended_ns)
         .fold(f64::INFINITY, f64::min);
-    report.note(
-        "ns/increment: wall time of a trial divided by all the increments it made, median over trials.",
-    );
-    let ratio = cheapest_shared / sums_ns;
-    report.note(if ratio > 1.0 {
+    let ratio = cheapest_shared / costs.of(Fix::PerThreadSums).contended_ns;
+    if ratio > 1.0 {
         format!(
             "With {threads} threads, per-thread sums cost {ratio:.1}x less per increment than the cheapest \
              shared counter: sharing nothing is the cheapest fix when the work allows it."
@@ -255,14 +285,31 @@ fn run(args: &Args) -> anyhow::Result<Report> {
             "With {threads} threads, per-thread sums did not come out cheaper than a shared counter in this run \
              ({ratio:.1}x): short wall-time runs on a busy machine measure the scheduler more than the counting."
         )
-    });
-    Ok(report)
+    }
 }
 
-/// The contended and uncontended cost of `fix`, from the measured table.
-fn cost(table: &[(Fix, f64, f64)], fix: Fix) -> (f64, f64) {
-    let &(_, contended, alone) = table.iter().find(|(f, _, _)| *f == fix).expect("every fix is measured");
-    (contended, alone)
+/// What the read-pause-write trials with the guard held came to.
+struct Turns {
+    /// The smallest final value over the trials (threads, when nothing is lost).
+    fewest_updates: u64,
+    /// Trials that ended at exactly one update per thread.
+    exact_trials: u32,
+    /// The shortest trial's wall time.
+    shortest: Duration,
+}
+
+/// Runs the fixed read-pause-write `trials` times with `threads` threads.
+fn hold_guard_across_pause(threads: usize, pause: Duration, trials: u32) -> Turns {
+    let mut turns = Turns { fewest_updates: u64::MAX, exact_trials: 0, shortest: Duration::MAX };
+    for _ in 0..trials {
+        let database = Mutex::new(0);
+        let (_, elapsed) = run_together(threads, || read_pause_write_locked(&database, pause));
+        let value = *database.lock().unwrap();
+        turns.fewest_updates = turns.fewest_updates.min(value);
+        turns.exact_trials += u32::from(value == threads as u64);
+        turns.shortest = turns.shortest.min(elapsed);
+    }
+    turns
 }
 
 /// Runs `fix` with `threads` threads of `increments` each; returns the total
@@ -369,14 +416,6 @@ fn read_pause_write_locked(database: &Mutex<u64>, pause: Duration) {
     thread::sleep(pause);
     *guard = seen + 1;
     // `guard` drops here: the lock is released only after the write.
-}
-
-/// One trial: two threads, one update each. Returns the final value and the
-/// wall time from their release to the last join.
-fn read_pause_write_locked_trial(pause: Duration) -> (u64, Duration) {
-    let database = Mutex::new(0);
-    let (_, elapsed) = run_together(2, || read_pause_write_locked(&database, pause));
-    (*database.lock().unwrap(), elapsed)
 }
 
 /// Loom runs each fix under every interleaving of a few threads and checks

@@ -18,8 +18,10 @@ fn quick_run_is_exact_and_its_claims_hold() {
         }
     }
     let b = "B fixed: guard held across the pause";
-    assert_eq!(figure(&report, b, "final min"), 2.0);
-    assert!(figure(&report, b, "shortest trial") >= 0.9 * figure(&report, b, "2 x pause"));
+    // Three threads, one update each, nothing lost, and they took turns.
+    assert_eq!(figure(&report, b, "final min"), 3.0);
+    assert_eq!(figure(&report, b, "threads x pause"), 3.0 * 20.0);
+    assert!(figure(&report, b, "shortest trial") >= 0.9 * figure(&report, b, "threads x pause"));
 }
 
 #[test]

@@ -139,28 +139,14 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("pause_ms", args.pause_ms);
 
     // Experiment A: a fresh counter per trial, every thread released at once.
-    let expected = threads as u64 * increments;
     let finals: Vec<u64> = (0..trials).map(|_| split_load_store_trial(threads, increments)).collect();
-    let trials_that_lost = finals.iter().filter(|&&observed| observed < expected).count();
-    let median_kept = median_count(&finals);
-    let median_lost = expected - median_kept;
-
-    let a = "A: split load/store";
-    report.figure(a, "expected", expected, "updates");
-    report.figure(a, "observed min", *finals.iter().min().expect("at least one trial"), "updates");
-    report.figure(a, "observed median", median_kept, "updates");
-    report.key_figure(a, "lost median", median_lost, "updates");
-    report.figure(a, "trials lost", trials_that_lost, "trials");
+    let a = Tally::of(threads as u64 * increments, &finals);
+    a.record(&mut report, "A: split load/store", true);
 
     // Experiment B: two threads, one read-pause-write each.
-    let b_finals: Vec<u64> = (0..trials).map(|_| read_pause_write_trial(pause)).collect();
-    let b_ended_at_one = b_finals.iter().filter(|&&v| v == 1).count();
-    let b = "B: read, pause, write";
-    report.figure(b, "expected", 2u64, "updates");
-    report.figure(b, "observed min", *b_finals.iter().min().expect("at least one trial"), "updates");
-    report.figure(b, "observed median", median_count(&b_finals), "updates");
-    report.figure(b, "lost median", 2 - median_count(&b_finals).min(2), "updates");
-    report.figure(b, "trials lost", b_finals.iter().filter(|&&v| v < 2).count(), "trials");
+    let finals: Vec<u64> = (0..trials).map(|_| read_pause_write_trial(pause)).collect();
+    let b = Tally::of(2, &finals);
+    b.record(&mut report, "B: read, pause, write", false);
 
     // The verdicts come from the counts above. One trial that lost an update
     // is proof enough that the sequence is unsafe; the evidence says how
@@ -168,12 +154,16 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     report.claim(Claim::check(
         "lost-updates",
         "the split load/store lost updates",
-        trials_that_lost > 0,
+        a.trials_lost > 0,
         format!(
-            "{trials_that_lost}/{trials} trials lost updates; median {median_lost} of {expected} lost ({:.0}%)",
-            100.0 * median_lost as f64 / expected as f64
+            "{}/{trials} trials lost updates; median {} of {} lost ({:.0}%)",
+            a.trials_lost,
+            a.median_lost(),
+            a.expected,
+            100.0 * a.median_lost() as f64 / a.expected as f64
         ),
     ));
+    let b_ended_at_one = finals.iter().filter(|&&v| v == 1).count();
     report.claim(Claim::check(
         "read-pause-write",
         "the read, pause, write ended at 1, not 2, in every trial",
@@ -185,6 +175,42 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     );
     report.note("B: both threads read 0 before either writes, so both write 1.");
     Ok(report)
+}
+
+/// What an experiment's trials counted, against what they should have.
+struct Tally {
+    expected: u64,
+    fewest: u64,
+    median: u64,
+    trials_lost: usize,
+}
+
+impl Tally {
+    fn of(expected: u64, finals: &[u64]) -> Self {
+        Tally {
+            expected,
+            fewest: *finals.iter().min().expect("at least one trial"),
+            median: median_count(finals),
+            trials_lost: finals.iter().filter(|&&v| v < expected).count(),
+        }
+    }
+
+    fn median_lost(&self) -> u64 {
+        self.expected.saturating_sub(self.median)
+    }
+
+    /// Adds the tally to the report as one row of the table.
+    fn record(&self, report: &mut Report, experiment: &str, key: bool) {
+        report.figure(experiment, "expected", self.expected, "updates");
+        report.figure(experiment, "observed min", self.fewest, "updates");
+        report.figure(experiment, "observed median", self.median, "updates");
+        if key {
+            report.key_figure(experiment, "lost median", self.median_lost(), "updates");
+        } else {
+            report.figure(experiment, "lost median", self.median_lost(), "updates");
+        }
+        report.figure(experiment, "trials lost", self.trials_lost, "trials");
+    }
 }
 
 /// Adds 1 to `counter`, `increments` times, as a read followed by a write.

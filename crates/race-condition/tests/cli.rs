@@ -10,14 +10,14 @@ fn lesson() -> Lesson {
 
 #[test]
 fn quick_run_loses_updates_and_counts_them_exactly() {
-    let report = lesson().json(&["--quick", "--threads", "4", "--increments", "50000", "--trials", "6"]);
+    let report = lesson().json(&["--quick", "--threads", "4", "--increments", "100000", "--trials", "6"]);
     assert_claims_hold(&report);
     assert_eq!(report["params"]["threads"], 4);
-    assert_eq!(report["params"]["increments"], 50000);
+    assert_eq!(report["params"]["increments"], 100000);
 
     let a = "A: split load/store";
     let expected = figure(&report, a, "expected");
-    assert_eq!(expected, 4.0 * 50000.0);
+    assert_eq!(expected, 4.0 * 100000.0);
     // Whatever was lost, the counts add up: nothing is invented.
     let median = figure(&report, a, "observed median");
     assert!(figure(&report, a, "observed min") <= median && median <= expected);
