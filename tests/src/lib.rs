@@ -84,6 +84,21 @@ impl Lesson {
     }
 }
 
+impl Lesson {
+    /// Checks each bad command line with [`Lesson::usage_error`], and that
+    /// the one line names what was wrong (the flag or the value given).
+    pub fn refuses(&self, cases: &[(&[&str], &str)]) {
+        for (args, names) in cases {
+            let message = self.usage_error(args);
+            assert!(
+                message.contains(names),
+                "{} {args:?}: the message does not name {names}: {message}",
+                self.name
+            );
+        }
+    }
+}
+
 /// Checks the fields every lesson's JSON report has (DESIGN.md, the output protocol).
 pub fn check_protocol(report: &Value, lesson: &str) {
     assert_eq!(report["lesson"], lesson, "lesson name");

@@ -292,18 +292,18 @@ impl Report {
         self
     }
 
-    /// Like [`Report::figure`], and marks it as the lesson's key figure: the
-    /// one `cargo xtask all` shows in its summary. The last one marked wins.
-    pub fn key_figure(
-        &mut self,
-        experiment: impl Into<String>,
-        metric: impl Into<String>,
-        value: impl Into<Number>,
-        unit: impl Into<String>,
-    ) -> &mut Self {
-        self.figures.iter_mut().for_each(|f| f.key = false);
-        self.figure(experiment, metric, value, unit);
-        self.figures.last_mut().expect("just pushed").key = true;
+    /// Marks the figure recorded last as the lesson's key figure: the one
+    /// `cargo xtask all` shows in its summary. The last one marked wins.
+    ///
+    /// ```
+    /// let mut report = common::Report::new("demo", "a claim");
+    /// report.figure("split", "lost", 7u64, "updates").key();
+    /// ```
+    pub fn key(&mut self) -> &mut Self {
+        let last = self.figures.len().checked_sub(1).expect("key() follows a figure()");
+        for (index, figure) in self.figures.iter_mut().enumerate() {
+            figure.key = index == last;
+        }
         self
     }
 
@@ -459,7 +459,7 @@ mod tests {
         let mut report = Report::new("demo", "a claim");
         report.param("threads", 5).param("mode", "fast");
         report.figure("split", "expected", 100u64, "updates");
-        report.key_figure("split", "lost", 7u64, "updates");
+        report.figure("split", "lost", 7u64, "updates").key();
         report.figure("locked", "expected", 100u64, "updates");
         report.table("costs");
         report.figure("locked", "time", 12.345, "ns");

@@ -204,10 +204,9 @@ impl Tally {
         report.figure(experiment, "expected", self.expected, "updates");
         report.figure(experiment, "observed min", self.fewest, "updates");
         report.figure(experiment, "observed median", self.median, "updates");
+        report.figure(experiment, "lost median", self.median_lost(), "updates");
         if key {
-            report.key_figure(experiment, "lost median", self.median_lost(), "updates");
-        } else {
-            report.figure(experiment, "lost median", self.median_lost(), "updates");
+            report.key();
         }
         report.figure(experiment, "trials lost", self.trials_lost, "trials");
     }
