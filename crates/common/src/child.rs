@@ -39,15 +39,37 @@ use nix::unistd::Pid;
 /// The hidden first argument that marks a child process and names its role.
 pub const ROLE_ARG: &str = "--child-role";
 
+/// The environment variable through which a child learns its parent's pid.
+const PARENT_PID_VAR: &str = "LESSON_PARENT_PID";
+
 /// The role this process was started in, with the arguments after it; `None`
 /// for the process the user started.
+///
+/// In a child it also asks the kernel to kill this process if its parent
+/// dies (`PR_SET_PDEATHSIG`), the one clean-up that works even when the
+/// parent is killed with SIGKILL; and if the parent is already gone, it exits.
 pub fn role() -> Option<(String, Vec<String>)> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some(ROLE_ARG) {
         return None;
     }
     let name = args.next().unwrap_or_default();
+    die_with_parent();
     Some((name, args.collect()))
+}
+
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        // The parent may have died before the line above ran; then this
+        // process has been adopted and its parent pid is no longer the one
+        // it was given.
+        let expected = std::env::var(PARENT_PID_VAR).ok().and_then(|p| p.parse::<i32>().ok());
+        if expected.is_some_and(|pid| nix::unistd::getppid().as_raw() != pid) {
+            std::process::exit(1);
+        }
+    }
 }
 
 /// A child process of this lesson, reaped when dropped.
@@ -62,6 +84,11 @@ pub struct ChildProcess {
 ///
 /// `configure` sets up the command before it starts: typically its stdin or
 /// stdout as a pipe (`Stdio::piped()`), so the two processes can talk.
+///
+/// The child is registered with [`cleanup`](crate::cleanup), so a Ctrl-C
+/// kills it too. It is also killed if the thread that started it ends (the
+/// kernel ties the parent-death signal to that thread): start children from
+/// a thread that outlives them, such as `main`.
 pub fn spawn_self(
     role: &str,
     args: &[OsString],
@@ -69,10 +96,11 @@ pub fn spawn_self(
 ) -> anyhow::Result<ChildProcess> {
     let exe = std::env::current_exe().context("finding this executable to start it again")?;
     let mut command = Command::new(&exe);
-    command.arg(ROLE_ARG).arg(role).args(args);
+    command.arg(ROLE_ARG).arg(role).args(args).env(PARENT_PID_VAR, std::process::id().to_string());
     configure(&mut command);
     let child =
         command.spawn().with_context(|| format!("starting {} as child role {role}", exe.display()))?;
+    crate::cleanup::register_child(child.id());
     Ok(ChildProcess { role: role.to_string(), child, reaped: false })
 }
 
@@ -95,8 +123,13 @@ impl ChildProcess {
     /// Waits for the child to exit and reaps it.
     pub fn wait(mut self) -> anyhow::Result<ExitStatus> {
         let status = self.child.wait().with_context(|| format!("waiting for child role {}", self.role))?;
-        self.reaped = true;
+        self.mark_reaped();
         Ok(status)
+    }
+
+    fn mark_reaped(&mut self) {
+        self.reaped = true;
+        crate::cleanup::forget_child(self.child.id());
     }
 
     /// Kills the child (SIGKILL) if it still runs, then reaps it.
@@ -109,7 +142,7 @@ impl ChildProcess {
         // it either way.
         let _ = self.child.kill();
         let status = self.child.wait()?;
-        self.reaped = true;
+        self.mark_reaped();
         Ok(status)
     }
 }

@@ -16,9 +16,12 @@
 //!   one JSON object;
 //! - [`measure`]: wall time, medians, and process memory (RSS and PSS);
 //! - [`child`]: start this executable again in a named role (Python's
-//!   'spawn' start method), and reap it on every path.
+//!   'spawn' start method), and reap it on every path;
+//! - [`cleanup`]: no child process or temporary file outlives a lesson, even
+//!   on Ctrl-C.
 
 pub mod child;
+pub mod cleanup;
 pub mod cli;
 pub mod measure;
 pub mod report;

@@ -2,7 +2,7 @@
 //! file is its own `main` (no libtest harness, see Cargo.toml): as the parent
 //! it runs the checks below; as a child it plays the role it was given.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -16,6 +16,22 @@ fn main() {
             // case the parent never does.
             "linger" => std::thread::sleep(Duration::from_secs(60)),
             "fail" => std::process::exit(3),
+            // Installs the clean-up, makes a temp dir and a child, says
+            // where they are, and waits to be interrupted.
+            "interruptible" => {
+                common::cleanup::install();
+                let dir = common::cleanup::TempDir::new("child-test").unwrap();
+                std::fs::write(dir.path().join("data"), b"x").unwrap();
+                let child = spawn_self("linger", &[], |_| {}).unwrap();
+                println!("{} {}", dir.path().display(), child.id());
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            // Starts a child and waits to be killed (SIGKILL: no clean-up runs).
+            "parent-of-linger" => {
+                let child = spawn_self("linger", &[], |_| {}).unwrap();
+                println!("{}", child.id());
+                std::thread::sleep(Duration::from_secs(60));
+            }
             "chatty" => {
                 println!("to stdout");
                 eprintln!("to stderr");
@@ -25,12 +41,14 @@ fn main() {
         return;
     }
 
-    let checks: [(&str, fn()); 5] = [
+    let checks: [(&str, fn()); 7] = [
         ("child_runs_its_role_with_its_arguments", child_runs_its_role_with_its_arguments),
         ("exit_status_comes_back", exit_status_comes_back),
         ("dropping_a_running_child_kills_and_reaps_it", dropping_a_running_child_kills_and_reaps_it),
         ("output_with_deadline_captures_both_streams", output_with_deadline_captures_both_streams),
         ("output_with_deadline_kills_a_hang", output_with_deadline_kills_a_hang),
+        ("ctrl_c_removes_children_and_temp_dirs", ctrl_c_removes_children_and_temp_dirs),
+        ("a_child_dies_with_its_killed_parent", a_child_dies_with_its_killed_parent),
     ];
     for (name, check) in checks {
         check();
@@ -85,4 +103,57 @@ fn output_with_deadline_kills_a_hang() {
     assert!(err.to_string().contains("was killed"), "{err}");
     // Killed at the deadline, not after the child's own minute.
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// Starts `role` with stdout piped and returns it with its first line.
+fn start_and_read_line(role: &str) -> (common::child::ChildProcess, String) {
+    let mut child = spawn_self(role, &[], |c| {
+        c.stdout(Stdio::piped());
+    })
+    .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.handle().stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line.trim().to_string())
+}
+
+/// True once `pid` has exited: its /proc entry is gone or it is a zombie.
+/// (Another process's end cannot be waited for, so this polls, with a bound.)
+fn has_exited(pid: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(stat) if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) => {
+                return true;
+            }
+            Ok(_) if std::time::Instant::now() > deadline => return false,
+            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn ctrl_c_removes_children_and_temp_dirs() {
+    let (child, line) = start_and_read_line("interruptible");
+    let (dir, grandchild) = line.split_once(' ').unwrap();
+    assert!(std::path::Path::new(dir).join("data").exists());
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "exit code 128 + SIGINT");
+    assert!(!std::path::Path::new(dir).exists(), "{dir} outlived Ctrl-C");
+    // The clean-up killed and reaped the grandchild before exiting, so it is
+    // gone entirely, not a zombie.
+    assert!(
+        !std::path::Path::new(&format!("/proc/{grandchild}")).exists(),
+        "child {grandchild} outlived Ctrl-C"
+    );
+}
+
+fn a_child_dies_with_its_killed_parent() {
+    let (child, grandchild) = start_and_read_line("parent-of-linger");
+    // SIGKILL: the parent runs no clean-up at all; the kernel's parent-death
+    // signal is what ends the grandchild.
+    let status = child.kill().unwrap();
+    assert_eq!(status.code(), None);
+    assert!(has_exited(&grandchild), "child {grandchild} outlived its killed parent");
 }
