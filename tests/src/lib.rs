@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::child::output_with_deadline;
+use common::child::{children_of, has_exited, output_with_deadline};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
 
 /// How long one run of a lesson may take before the test calls it a hang.
@@ -84,7 +86,68 @@ impl Lesson {
     }
 }
 
+/// What was left after a lesson was interrupted mid-run.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// The lesson's exit status (130 = 128 + SIGINT, after its clean-up).
+    pub status: std::process::ExitStatus,
+    /// The lesson's child processes at the moment it was interrupted.
+    pub children: Vec<u32>,
+    /// Those of them still running a while after the lesson exited.
+    pub surviving_children: Vec<u32>,
+    /// Entries named `<lesson>-*` in the temporary directory that appeared
+    /// during the run and are still there.
+    pub temp_entries_left: Vec<PathBuf>,
+}
+
 impl Lesson {
+    /// Runs the lesson with `args`, waits until `ready(pid)` says it is in
+    /// the middle of its work (say, it has a child process), sends it SIGINT
+    /// (Ctrl-C), and reports what it left behind.
+    pub fn interrupt_when(&self, args: &[&str], ready: impl Fn(u32) -> bool) -> Interrupted {
+        let temp_before = self.temp_entries();
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.name));
+        let pid = child.id();
+        // Nothing announces "mid-run" from outside, so this looks every 5 ms,
+        // for at most a minute.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !ready(pid) {
+            if std::time::Instant::now() > deadline || child.try_wait().ok().flatten().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} {args:?} never reached the point to interrupt it", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let children = children_of(pid);
+        kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("sending SIGINT");
+        let status = child.wait().expect("waiting for the interrupted lesson");
+        let surviving_children =
+            children.iter().copied().filter(|&c| !has_exited(c, Duration::from_secs(5))).collect();
+        let temp_entries_left =
+            self.temp_entries().into_iter().filter(|e| !temp_before.contains(e)).collect();
+        Interrupted { status, children, surviving_children, temp_entries_left }
+    }
+
+    fn temp_entries(&self) -> Vec<PathBuf> {
+        let prefix = format!("{}-", self.name);
+        std::fs::read_dir(std::env::temp_dir())
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Checks each bad command line with [`Lesson::usage_error`], and that
     /// the one line names what was wrong (the flag or the value given).
     pub fn refuses(&self, cases: &[(&[&str], &str)]) {

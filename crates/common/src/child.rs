@@ -201,3 +201,38 @@ pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::R
     }
     Ok(output)
 }
+
+/// Whether process `pid` has exited (its `/proc` entry is gone, or it is a
+/// zombie waiting for its parent), waiting up to `within` for it to happen.
+///
+/// For a process that is not our child, whose end we cannot wait for, this
+/// looks every 10 ms; for our own children use [`ChildProcess::wait`].
+pub fn has_exited(pid: u32, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state letter follows the command name, which is in parentheses.
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        };
+        if gone {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pids of the live children of process `pid` (from `/proc`, Linux).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return children };
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    children
+}

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::child::{ROLE_ARG, output_with_deadline, role, spawn_self};
+use common::child::{ROLE_ARG, has_exited, output_with_deadline, role, spawn_self};
 
 fn main() {
     if let Some((name, args)) = role() {
@@ -116,22 +116,6 @@ fn start_and_read_line(role: &str) -> (common::child::ChildProcess, String) {
     (child, line.trim().to_string())
 }
 
-/// True once `pid` has exited: its /proc entry is gone or it is a zombie.
-/// (Another process's end cannot be waited for, so this polls, with a bound.)
-fn has_exited(pid: &str) -> bool {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => return true,
-            Ok(stat) if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) => {
-                return true;
-            }
-            Ok(_) if std::time::Instant::now() > deadline => return false,
-            Ok(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
 fn ctrl_c_removes_children_and_temp_dirs() {
     let (child, line) = start_and_read_line("interruptible");
     let (dir, grandchild) = line.split_once(' ').unwrap();
@@ -155,5 +139,6 @@ fn a_child_dies_with_its_killed_parent() {
     // signal is what ends the grandchild.
     let status = child.kill().unwrap();
     assert_eq!(status.code(), None);
-    assert!(has_exited(&grandchild), "child {grandchild} outlived its killed parent");
+    let grandchild: u32 = grandchild.parse().unwrap();
+    assert!(has_exited(grandchild, Duration::from_secs(10)), "child {grandchild} outlived its killed parent");
 }
