@@ -18,8 +18,7 @@ lint:
 	cargo xtask tidy
 
 loom:
-	RUSTFLAGS="--cfg loom" cargo test --release --target-dir target/loom \
-		-p race-condition --bin race-condition -p lock-fix --bin lock-fix
+	cargo xtask loom
 
 ci:
 	bash .ci/run

@@ -5,7 +5,9 @@
 //! - `all [--quick]`: build every lesson once in release, run each with
 //!   `--json`, then print one table of verdicts for this machine; exit 1 if a
 //!   lesson failed, printed invalid JSON, or a claim did not hold;
-//! - `tidy`: the checks of DESIGN.md that code can make (also a `#[test]`).
+//! - `tidy`: the checks of DESIGN.md that code can make (also a `#[test]`);
+//! - `loom`: the loom models of every lesson that has one, with
+//!   `RUSTFLAGS="--cfg loom"` in their own target directory.
 
 mod all;
 mod tidy;
@@ -43,7 +45,8 @@ commands:
   list          each lesson's name and claim
   all [--quick] build the lessons in release, run each with --json, print one
                 table of verdicts; exit 1 if a lesson failed or a claim did not hold
-  tidy          check headers, the README table and stray debug prints";
+  tidy          check headers, the README table and stray debug prints
+  loom          run every lesson's loom model (RUSTFLAGS=--cfg loom, target/loom)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         ["all"] => all::run(false),
         ["all", "--quick"] => all::run(true),
         ["tidy"] => tidy::run(),
+        ["loom"] => loom(),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(true)
@@ -125,6 +129,35 @@ fn list() -> anyhow::Result<bool> {
         println!("{:>2}  {:<width$}  {}", lesson.number, lesson.name, lesson.description);
     }
     Ok(true)
+}
+
+/// The marker of a lesson's loom model (see race-condition's main.rs).
+const LOOM_MODEL: &str = "#[cfg(all(test, loom))]";
+
+/// Runs the loom model of every lesson whose `main.rs` has one: in release
+/// (loom explores many interleavings) and in `target/loom`, so that the
+/// `--cfg loom` build does not invalidate the normal one.
+fn loom() -> anyhow::Result<bool> {
+    let root = project_root();
+    let mut command = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(&root).env("RUSTFLAGS", "--cfg loom");
+    command.args(["test", "--release", "--target-dir", "target/loom"]);
+    let mut modelled = Vec::new();
+    for lesson in lessons(&root)? {
+        let main = root.join("crates").join(lesson.name).join("src/main.rs");
+        let text = std::fs::read_to_string(&main).with_context(|| format!("reading {}", main.display()))?;
+        if text.contains(LOOM_MODEL) {
+            command.args(["-p", lesson.name, "--bin", lesson.name]);
+            modelled.push(lesson.name);
+        }
+    }
+    if modelled.is_empty() {
+        println!("no lesson has a loom model");
+        return Ok(true);
+    }
+    eprintln!("loom models of: {}", modelled.join(", "));
+    let status = command.status().context("running cargo test with --cfg loom")?;
+    Ok(status.success())
 }
 
 #[cfg(test)]

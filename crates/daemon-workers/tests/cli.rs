@@ -1,0 +1,56 @@
+//! The daemon-workers binary, run as a learner runs it: join's counts are
+//! exact, the daemon exit's loss is counted from the file, the clean
+//! shutdown loses nothing, bad input gets exit code 2, and Ctrl-C leaves no
+//! child process and no temporary file behind.
+
+use common::child::children_of;
+use lesson_tests::{Lesson, assert_claims_hold, figure};
+
+fn lesson() -> Lesson {
+    Lesson::new("daemon-workers", env!("CARGO_BIN_EXE_daemon-workers"))
+}
+
+#[test]
+fn quick_run_counts_exactly() {
+    let report = lesson().json(&["--quick", "--workers", "3", "--items", "7", "--work-ms", "2"]);
+    assert_claims_hold(&report);
+    assert_eq!(figure(&report, "1: join", "done at join"), 7.0);
+    // Every result was buffered when the daemon child ended: all of them lost.
+    assert_eq!(figure(&report, "2: daemon exit", "results in file"), 0.0);
+    assert_eq!(figure(&report, "2: daemon exit", "lost"), 7.0);
+    assert_eq!(figure(&report, "3: close and join", "results in file"), 7.0);
+    assert_eq!(figure(&report, "3: close and join", "lost"), 0.0);
+    assert!(figure(&report, "1 worker(s)", "throughput") > 0.0);
+}
+
+#[test]
+fn more_items_than_workers_and_no_work_time() {
+    // One worker, many items, no sleep: join must still wait for the last.
+    let report = lesson().json(&["--quick", "--workers", "1", "--items", "500", "--work-ms", "0"]);
+    assert_claims_hold(&report);
+    assert_eq!(figure(&report, "3: close and join", "results in file"), 500.0);
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    lesson().refuses(&[
+        (&["--workers", "0"], "--workers"),
+        (&["--workers", "ten"], "--workers"),
+        (&["--items", "-1"], "-1"),
+        (&["--items", "0"], "--items"),
+        (&["--work-ms", "2000"], "--work-ms"),
+        (&["--messages", "0"], "--messages"),
+    ]);
+}
+
+#[test]
+fn ctrl_c_leaves_no_child_and_no_temp_dir() {
+    // Slow items keep a child alive long enough to be interrupted.
+    let outcome = lesson().interrupt_when(&["--items", "40", "--workers", "2", "--work-ms", "100"], |pid| {
+        !children_of(pid).is_empty()
+    });
+    assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
+    assert!(!outcome.children.is_empty());
+    assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
+    assert!(outcome.temp_entries_left.is_empty(), "{outcome:?}");
+}
