@@ -18,11 +18,13 @@
 //! - [`child`]: start this executable again in a named role (Python's
 //!   'spawn' start method), and reap it on every path;
 //! - [`cleanup`]: no child process or temporary file outlives a lesson, even
-//!   on Ctrl-C.
+//!   on Ctrl-C;
+//! - [`corpus`]: a deterministic text of any size, and its word count.
 
 pub mod child;
 pub mod cleanup;
 pub mod cli;
+pub mod corpus;
 pub mod measure;
 pub mod report;
 
