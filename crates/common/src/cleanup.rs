@@ -100,13 +100,14 @@ fn clean_up() {
     }
 }
 
-/// Registers a child process to kill on a signal.
-pub(crate) fn register_child(pid: u32) {
+/// Registers a child process to kill and reap on a signal. `spawn_self` does
+/// it for its children; a lesson that forks registers its own.
+pub fn register_child(pid: u32) {
     registry().children.push(pid);
 }
 
 /// Forgets a child that has been reaped (its pid may be reused).
-pub(crate) fn forget_child(pid: u32) {
+pub fn forget_child(pid: u32) {
     registry().children.retain(|&p| p != pid);
 }
 

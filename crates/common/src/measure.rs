@@ -70,6 +70,9 @@ pub struct Memory {
     pub rss_bytes: u64,
     /// Proportional set size: each shared page divided among its sharers.
     pub pss_bytes: u64,
+    /// Pages only this process maps (`Private_Clean` + `Private_Dirty`):
+    /// after a fork, the pages the child has written and so copied.
+    pub private_bytes: u64,
 }
 
 /// The memory of process `pid` now (Linux only: it reads `/proc`).
@@ -84,7 +87,9 @@ pub fn memory_of_self() -> anyhow::Result<Memory> {
     memory_of(std::process::id())
 }
 
-fn parse_smaps_rollup(text: &str) -> anyhow::Result<Memory> {
+/// Parses the text of a `/proc/<pid>/smaps_rollup` file (for a process that
+/// sends its own over a pipe, say).
+pub fn parse_smaps_rollup(text: &str) -> anyhow::Result<Memory> {
     let field = |name: &str| -> anyhow::Result<u64> {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix(name) {
@@ -94,7 +99,29 @@ fn parse_smaps_rollup(text: &str) -> anyhow::Result<Memory> {
         }
         bail!("no {name} line")
     };
-    Ok(Memory { rss_bytes: field("Rss:")?, pss_bytes: field("Pss:")? })
+    Ok(Memory {
+        rss_bytes: field("Rss:")?,
+        pss_bytes: field("Pss:")?,
+        private_bytes: field("Private_Clean:")? + field("Private_Dirty:")?,
+    })
+}
+
+/// Memory the kernel says is available for new allocations without
+/// swapping (`MemAvailable` in `/proc/meminfo`), in bytes.
+pub fn available_bytes() -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))
+        .context("no MemAvailable line in /proc/meminfo")?;
+    let kib: u64 = line
+        .trim_start_matches("MemAvailable:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("bad MemAvailable line: {line}"))?;
+    Ok(kib * 1024)
 }
 
 #[cfg(test)]
@@ -119,12 +146,16 @@ mod tests {
 
     #[test]
     fn parses_smaps_rollup() {
-        let text = "55d0-7ffe ---p 00000000 00:00 0 [rollup]\nRss:                4096 kB\nPss:                1024 kB\nPss_Anon:            512 kB\n";
-        assert_eq!(
-            parse_smaps_rollup(text).unwrap(),
-            Memory { rss_bytes: 4096 * 1024, pss_bytes: 1024 * 1024 }
-        );
+        let text = "55d0-7ffe ---p 00000000 00:00 0 [rollup]\nRss:                4096 kB\nPss:                1024 kB\nPss_Anon:            512 kB\nPrivate_Clean:        16 kB\nPrivate_Dirty:       100 kB\n";
+        let memory = Memory { rss_bytes: 4096 * 1024, pss_bytes: 1024 * 1024, private_bytes: 116 * 1024 };
+        assert_eq!(parse_smaps_rollup(text).unwrap(), memory);
         assert!(parse_smaps_rollup("Rss: 1 kB\n").is_err());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn some_memory_is_available() {
+        assert!(available_bytes().unwrap() > 0);
     }
 
     #[cfg(target_os = "linux")]
