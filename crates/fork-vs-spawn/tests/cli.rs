@@ -1,0 +1,43 @@
+//! The fork-vs-spawn binary, run as a learner runs it: its claims hold at
+//! quick sizes, bad input gets exit code 2 with one line, and Ctrl-C leaves
+//! no child behind (not the fork server, not a stuck forked child).
+
+use common::child::children_of;
+use lesson_tests::{Lesson, assert_claims_hold, figure};
+
+fn lesson() -> Lesson {
+    Lesson::new("fork-vs-spawn", env!("CARGO_BIN_EXE_fork-vs-spawn"))
+}
+
+#[test]
+fn quick_run_holds_its_claims() {
+    let report = lesson().json(&["--quick", "--timeout-ms", "200", "--trials", "2"]);
+    assert_claims_hold(&report);
+    // The hazard is exact: every forked child stuck, every spawned one not.
+    assert_eq!(figure(&report, "forked child", "stuck until killed"), 2.0);
+    assert_eq!(figure(&report, "forked child", "got the lock"), 0.0);
+    assert_eq!(figure(&report, "spawned child", "got the lock"), 2.0);
+    // Half of 64 MiB was written, so about 32 MiB became the child's own.
+    let private = figure(&report, "child, after writing half", "private");
+    assert!((27.0..=37.0).contains(&private), "{private} MiB");
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    lesson().refuses(&[
+        (&["--size-mib", "0"], "--size-mib"),
+        (&["--size-mib", "1048576"], "available"),
+        (&["--timeout-ms", "0"], "--timeout-ms"),
+        (&["--starts", "abc"], "--starts"),
+        (&["--trials", "-2"], "-2"),
+    ]);
+}
+
+#[test]
+fn ctrl_c_leaves_no_child() {
+    // The fork server is a child from the start; wait for a second child (a
+    // worker being timed, or a stuck forked child) to be mid-run.
+    let outcome = lesson().interrupt_when(&["--timeout-ms", "5000"], |pid| children_of(pid).len() >= 2);
+    assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
+    assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
+}
