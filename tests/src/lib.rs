@@ -18,6 +18,18 @@ use serde_json::Value;
 /// `--quick` runs take about a second; this leaves room for a loaded machine.
 pub const RUN_LIMIT: Duration = Duration::from_secs(120);
 
+/// Lessons run one at a time within a test binary. Tests run in parallel
+/// threads, and two lessons timing their threads at once on a 2-core machine
+/// would each measure the other's load: their timing claims would fail for
+/// a reason that has nothing to do with the lesson.
+static ONE_LESSON_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A test that panicked while running a lesson leaves the lock poisoned;
+    // the next lesson may still run.
+    ONE_LESSON_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A lesson's binary, ready to run.
 #[derive(Debug, Clone)]
 pub struct Lesson {
@@ -34,6 +46,7 @@ impl Lesson {
     /// Runs the lesson with `args` and returns its output; panics if it runs
     /// longer than [`RUN_LIMIT`] (after killing it).
     pub fn run(&self, args: &[&str]) -> Output {
+        let _turn = one_at_a_time();
         output_with_deadline(Command::new(&self.bin).args(args), RUN_LIMIT)
             .unwrap_or_else(|e| panic!("{} {args:?}: {e:#}", self.name))
     }
@@ -105,6 +118,7 @@ impl Lesson {
     /// the middle of its work (say, it has a child process), sends it SIGINT
     /// (Ctrl-C), and reports what it left behind.
     pub fn interrupt_when(&self, args: &[&str], ready: impl Fn(u32) -> bool) -> Interrupted {
+        let _turn = one_at_a_time();
         let temp_before = self.temp_entries();
         let mut child = Command::new(&self.bin)
             .args(args)
