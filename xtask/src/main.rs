@@ -49,6 +49,9 @@ commands:
   loom          run every lesson's loom model (RUSTFLAGS=--cfg loom, target/loom)";
 
 fn main() -> ExitCode {
+    // A lesson runs in a process group of its own (see `output_with_deadline`),
+    // so Ctrl-C reaches only this runner, which then stops the lesson too.
+    common::cleanup::install();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match args.as_slice() {

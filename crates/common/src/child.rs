@@ -33,7 +33,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 /// The hidden first argument that marks a child process and names its role.
@@ -158,8 +158,14 @@ impl Drop for ChildProcess {
 /// Runs `command` to its end with stdout and stderr captured, like
 /// [`Command::output`], but kills it (SIGKILL) and returns an error if it is
 /// still running after `limit`. Its stdin is closed.
+///
+/// The command runs in a process group of its own, registered with
+/// [`cleanup`](crate::cleanup): at the deadline or on Ctrl-C, the command and
+/// anything it started (a Python script's worker processes, say) are killed.
 pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::Result<Output> {
+    use std::os::unix::process::CommandExt;
     let mut child = command
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -177,6 +183,7 @@ pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::R
     };
     let stdout = drain(Box::new(child.stdout.take().expect("stdout is piped")));
     let stderr = drain(Box::new(child.stderr.take().expect("stderr is piped")));
+    crate::cleanup::register_group(child.id());
     let pid = Pid::from_raw(i32::try_from(child.id()).expect("a pid fits in i32"));
     let (done_tx, done_rx) = mpsc::channel();
     let waiter = thread::spawn(move || {
@@ -186,11 +193,15 @@ pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::R
     });
     let timed_out = done_rx.recv_timeout(limit).is_err();
     if timed_out {
-        // The waiter owns the child, so it is killed by its pid; the waiter
-        // then reaps it.
+        // The waiter owns the child, so it is killed by its pid (its whole
+        // group); the waiter then reaps it.
+        let _ = killpg(pid, Signal::SIGKILL);
         let _ = kill(pid, Signal::SIGKILL);
     }
     let status = waiter.join().expect("the waiter thread does not panic").context("waiting for the child")?;
+    crate::cleanup::forget_child(pid.as_raw() as u32);
+    // Whatever the command started and left behind goes with it.
+    let _ = killpg(pid, Signal::SIGKILL);
     let output = Output {
         status,
         stdout: stdout.join().expect("reader thread"),

@@ -30,14 +30,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use anyhow::Context;
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::{SigSet, Signal, kill, killpg};
 use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 /// What the clean-up thread must remove if a signal ends the lesson.
 #[derive(Default)]
 struct Registry {
-    children: Vec<u32>,
+    /// Child pids, each with whether it leads a process group of its own
+    /// (then the whole group is killed: the child and whatever it started).
+    children: Vec<(u32, bool)>,
     temp_dirs: Vec<PathBuf>,
 }
 
@@ -87,8 +89,11 @@ pub fn install() {
 /// temporary directory.
 fn clean_up() {
     let mut registry = registry();
-    for pid in registry.children.drain(..) {
+    for (pid, group) in registry.children.drain(..) {
         let pid = Pid::from_raw(pid as i32);
+        if group {
+            let _ = killpg(pid, Signal::SIGKILL);
+        }
         if kill(pid, Signal::SIGKILL).is_ok() {
             // Reap it, so no zombie is left for whoever adopts it. If the
             // lesson's own thread reaped it first, this fails harmlessly.
@@ -103,12 +108,18 @@ fn clean_up() {
 /// Registers a child process to kill and reap on a signal. `spawn_self` does
 /// it for its children; a lesson that forks registers its own.
 pub fn register_child(pid: u32) {
-    registry().children.push(pid);
+    registry().children.push((pid, false));
+}
+
+/// Registers a child that leads its own process group: on a signal the
+/// whole group is killed, grandchildren included.
+pub fn register_group(pid: u32) {
+    registry().children.push((pid, true));
 }
 
 /// Forgets a child that has been reaped (its pid may be reused).
 pub fn forget_child(pid: u32) {
-    registry().children.retain(|&p| p != pid);
+    registry().children.retain(|&(p, _)| p != pid);
 }
 
 /// A temporary directory that is deleted when dropped, and also when a
