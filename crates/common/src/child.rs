@@ -45,15 +45,20 @@ const PARENT_PID_VAR: &str = "LESSON_PARENT_PID";
 /// The role this process was started in, with the arguments after it; `None`
 /// for the process the user started.
 ///
-/// In a child it also asks the kernel to kill this process if its parent
-/// dies (`PR_SET_PDEATHSIG`), the one clean-up that works even when the
-/// parent is killed with SIGKILL; and if the parent is already gone, it exits.
+/// In a child it also:
+/// - unblocks SIGINT, SIGTERM and SIGHUP, which the parent blocks for its
+///   clean-up (see [`cleanup`](crate::cleanup)) and a process inherits
+///   across `exec`: the child then stops on them like any program;
+/// - asks the kernel to kill this process if its parent dies
+///   (`PR_SET_PDEATHSIG`), the one clean-up that works even when the parent
+///   is killed with SIGKILL; and if the parent is already gone, it exits.
 pub fn role() -> Option<(String, Vec<String>)> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some(ROLE_ARG) {
         return None;
     }
     let name = args.next().unwrap_or_default();
+    let _ = crate::cleanup::stop_signals().thread_unblock();
     die_with_parent();
     Some((name, args.collect()))
 }

@@ -21,12 +21,21 @@
 //! [`spawn_self`](crate::child::spawn_self) asks the kernel to kill it when its
 //! parent dies (see [`child::role`](crate::child::role)).
 //!
-//! Two consequences for lessons: a process that must fork before any thread
-//! exists (a fork server) forks before calling `parse`; and a child made with
-//! `fork` inherits the blocked signals (a child made with `Command` does not:
-//! std resets the mask before `exec`).
+//! Consequences for lessons:
+//! - a process that must fork before any thread exists (a fork server) forks
+//!   before calling `parse`;
+//! - every child inherits the blocked signals, across `fork` and `exec`
+//!   alike. A child started by `spawn_self` unblocks them in
+//!   [`child::role`](crate::child::role), so SIGTERM and Ctrl-C act on it as
+//!   on any program; other programs run blocked, and the clean-up stops them
+//!   with SIGKILL;
+//! - when the clean-up has begun, the lesson's own thread may notice its
+//!   children dying and fail; [`cli::finish`](crate::cli::finish) then waits
+//!   for the clean-up to end the process, so the exit code is always 128 +
+//!   the signal's number.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use anyhow::Context;
@@ -46,6 +55,15 @@ struct Registry {
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry { children: Vec::new(), temp_dirs: Vec::new() });
 static INSTALL: Once = Once::new();
 
+/// Set when a stop signal arrived and the clean-up began.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a stop signal arrived: the clean-up thread is killing the
+/// children and will end the process.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::SeqCst)
+}
+
 fn registry() -> MutexGuard<'static, Registry> {
     // A panic while holding the lock leaves the lists as they were: still
     // the right ones to clean up, so a poisoned lock is used all the same.
@@ -53,7 +71,7 @@ fn registry() -> MutexGuard<'static, Registry> {
 }
 
 /// The signals that end a lesson early and trigger the clean-up.
-fn stop_signals() -> SigSet {
+pub(crate) fn stop_signals() -> SigSet {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
@@ -74,6 +92,9 @@ pub fn install() {
         }
         let spawned = std::thread::Builder::new().name("cleanup-on-signal".into()).spawn(move || {
             if let Ok(signal) = signals.wait() {
+                // Said before any child is killed, so that whoever sees a
+                // child die can also see why.
+                STOPPING.store(true, Ordering::SeqCst);
                 clean_up();
                 std::process::exit(128 + signal as i32);
             }

@@ -114,6 +114,12 @@ fn first_line(text: &str) -> &str {
 /// Prints the lesson's report (text, or JSON under `--json`) and turns the
 /// outcome into the exit code.
 pub fn finish(common: &CommonArgs, outcome: anyhow::Result<Report>) -> ExitCode {
+    // On Ctrl-C the clean-up thread kills the children, and the experiment
+    // may fail because they died. That failure is not the lesson's: wait
+    // here while the clean-up finishes and exits with 128 + the signal.
+    while cleanup::stopping() {
+        std::thread::park();
+    }
     match outcome {
         Ok(report) => {
             let rendered = if common.json { report.to_json() } else { report.to_text() };
