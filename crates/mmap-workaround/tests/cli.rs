@@ -1,0 +1,135 @@
+//! The mmap-workaround binary, run as a learner runs it: every strategy and
+//! `wc -w` count the generated corpus exactly, the copying processes hold
+//! the text about twice and the sharing ones about once, a file of the
+//! user's is counted exactly, bad input gets exit code 2 with one line, and
+//! Ctrl-C leaves no child process and no temporary file behind.
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::child::children_of;
+use common::cleanup::TempDir;
+use lesson_tests::{Lesson, assert_claims_hold, figure, verdict};
+
+fn lesson() -> Lesson {
+    Lesson::new("mmap-workaround", env!("CARGO_BIN_EXE_mmap-workaround"))
+}
+
+const STRATEGIES: [&str; 4] =
+    ["one thread", "threads, one buffer", "processes, copied chunks", "processes, one mmap"];
+
+/// The count every strategy reported (`words_of` reads it from a report),
+/// after checking that they agree.
+fn the_count(words_of: impl Fn(&str) -> f64) -> f64 {
+    let words = words_of(STRATEGIES[0]);
+    for strategy in STRATEGIES {
+        assert_eq!(words_of(strategy), words, "{strategy}");
+    }
+    words
+}
+
+#[test]
+fn quick_run_counts_exactly_and_measures_one_copy_or_two() {
+    let report = lesson().json(&["--quick", "--workers", "3"]);
+    assert_claims_hold(&report);
+    assert_eq!(report["params"]["workers"], 3);
+    assert_eq!(report["params"]["size_mib"], 8.0);
+    // The claim compares with the generator's own count and with wc -w.
+    assert_eq!(verdict(&report, "counts-agree"), Some(true));
+    assert!(the_count(|strategy| figure(&report, strategy, "words")) > 0.0);
+    let times_file = |strategy| figure(&report, strategy, "x file");
+    assert!((0.9..=1.2).contains(&times_file("one thread")));
+    assert!(times_file("processes, copied chunks") >= 1.8);
+    // A sum of RSS counts the binary's shared pages once per process; a sum
+    // of PSS counts them once.
+    let mapped = "processes, one mmap";
+    assert!(figure(&report, mapped, "RSS") > figure(&report, mapped, "PSS"));
+}
+
+#[test]
+fn the_seed_picks_the_text_and_small_texts_skip_the_memory_claims() {
+    let count = |seed: &str| {
+        let report = lesson().json(&["--size-mib", "1", "--workers", "2", "--seed", seed]);
+        assert_claims_hold(&report);
+        // One MiB is too little to tell one copy from two: skipped, not guessed.
+        assert_eq!(verdict(&report, "copies-double"), None);
+        assert_eq!(verdict(&report, "sharing-keeps-one"), None);
+        the_count(|strategy| figure(&report, strategy, "words"))
+    };
+    assert_eq!(count("5"), count("5"));
+    assert_ne!(count("5"), count("6"));
+}
+
+#[test]
+fn a_file_of_the_users_is_counted_exactly() {
+    let scratch = TempDir::new("mmap-test").unwrap();
+    // Runs of mixed whitespace, UTF-8 and a control byte inside words, a
+    // word longer than a chunk, no newline at the end. (Every word holds a
+    // printable ASCII letter, so every GNU wc agrees with the lesson's rule;
+    // words of control or non-ASCII bytes alone are in the unit tests.)
+    let mut text = b"  caf\xc3\xa9 na\xc3\xafve\t\t\nab\x01cd \x0b\x0c\r\n".to_vec();
+    text.extend(std::iter::repeat_n(b'w', 5000));
+    text.extend(b" end\r\n\n last".iter());
+    let expected = common::corpus::count_words(&text);
+    assert_eq!(expected, 6);
+    let path = scratch.path().join("words.txt");
+    std::fs::write(&path, &text).unwrap();
+    for workers in ["1", "4", "16"] {
+        let report = lesson().json(&["--file", path.to_str().unwrap(), "--workers", workers]);
+        assert_claims_hold(&report);
+        assert_eq!(
+            the_count(|strategy| figure(&report, strategy, "words")),
+            expected as f64,
+            "{workers} workers"
+        );
+        assert_eq!(report["params"]["file"], path.to_str().unwrap());
+    }
+}
+
+#[test]
+fn bad_input_is_refused_with_one_line() {
+    let scratch = TempDir::new("mmap-test").unwrap();
+    let empty = scratch.path().join("empty.txt");
+    std::fs::write(&empty, b"").unwrap();
+    let dir = scratch.path().to_str().unwrap();
+    let empty = empty.to_str().unwrap();
+    let missing = format!("{dir}/missing.txt");
+    lesson().refuses(&[
+        (&["--size-mib", "0"], "--size-mib"),
+        (&["--size-mib", "many"], "--size-mib"),
+        // 1 TiB: clap accepts it, the check against MemAvailable does not.
+        (&["--size-mib", "1048576"], "MiB is available"),
+        (&["--workers", "0"], "--workers"),
+        (&["--workers", "65"], "--workers"),
+        (&["--file", &missing], &missing),
+        (&["--file", dir], "is a directory"),
+        (&["--file", empty], "is empty"),
+        (&["--file", empty, "--size-mib", "4"], "--size-mib"),
+        (&["--file", empty, "--seed", "4"], "--seed"),
+    ]);
+}
+
+#[test]
+fn an_unreadable_file_is_refused_with_one_line() {
+    let scratch = TempDir::new("mmap-test").unwrap();
+    let secret = scratch.path().join("secret.txt");
+    std::fs::write(&secret, b"hidden words").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut path = secret.to_str().unwrap().to_string();
+    if std::fs::File::open(&secret).is_ok() {
+        // Root reads a file whatever its mode (the tests often run as root).
+        // A path through a file, as if it were a directory, fails for root
+        // too (ENOTDIR) and takes the same road: metadata, then a usage error.
+        path.push_str("/inside.txt");
+    }
+    let message = lesson().usage_error(&["--file", &path]);
+    assert!(message.contains(&path), "{message}");
+}
+
+#[test]
+fn ctrl_c_leaves_no_child_and_no_temp_dir() {
+    let outcome = lesson().interrupt_when(&["--quick", "--workers", "2"], |pid| !children_of(pid).is_empty());
+    assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
+    assert!(!outcome.children.is_empty());
+    assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
+    assert!(outcome.temp_entries_left.is_empty(), "{outcome:?}");
+}
