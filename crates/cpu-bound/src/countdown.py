@@ -1,0 +1,65 @@
+"""The countdown of the Python notes, timed three ways for the cpu-bound lesson.
+
+Usage: python3 countdown.py SECONDS
+
+Sizes the countdown so one thread takes about SECONDS, then times it with one
+thread, split across two threads, and split across two processes, three
+rounds of each, interleaved, keeping each one's fastest: on a shared or
+virtual machine the same run can take 50% longer from one moment to the
+next, and only the fastest shows the work itself. Prints one JSON object on
+stdout.
+"""
+
+import json
+import multiprocessing
+import sys
+import threading
+import time
+
+
+def countdown(n):
+    while n > 0:
+        n -= 1
+
+
+def timed(work):
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def decrements_for(seconds):
+    # Double a short countdown until it lasts 50 ms, then scale it up.
+    n = 100_000
+    while True:
+        took = timed(lambda: countdown(n))
+        if took >= 0.05:
+            return max(2, int(n * seconds / took))
+        n *= 2
+
+
+def split(n, parts, make):
+    workers = [make(target=countdown, args=(n // parts,)) for _ in range(parts)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
+if __name__ == "__main__":
+    n = decrements_for(float(sys.argv[1]))
+    ways = {
+        "one_thread_s": lambda: countdown(n),
+        "two_threads_s": lambda: split(n, 2, threading.Thread),
+        "two_processes_s": lambda: split(n, 2, multiprocessing.Process),
+    }
+    fastest = {name: float("inf") for name in ways}
+    for _ in range(3):
+        for name, work in ways.items():
+            fastest[name] = min(fastest[name], timed(work))
+    print(json.dumps({
+        "version": sys.version.split()[0],
+        "start_method": multiprocessing.get_start_method(),
+        "decrements": n,
+        **fastest,
+    }))
