@@ -63,6 +63,34 @@ pub fn role() -> Option<(String, Vec<String>)> {
     Some((name, args.collect()))
 }
 
+/// A child's `main` in one line: if this process was started by
+/// [`spawn_self`], runs `play(role, args)` and returns the code to exit with
+/// (success, or failure after printing `error: ...` with its causes); `None`
+/// for the process the user started.
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     if let Some(code) = common::child::play_role(|role, _args| match role {
+///         "hello" => Ok(println!("hello from the child")),
+///         other => anyhow::bail!("unknown role {other}"),
+///     }) {
+///         return code;
+///     }
+///     // The parent's work.
+///     std::process::ExitCode::SUCCESS
+/// }
+/// ```
+pub fn play_role(play: impl FnOnce(&str, &[String]) -> anyhow::Result<()>) -> Option<std::process::ExitCode> {
+    let (name, args) = role()?;
+    Some(match play(&name, &args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    })
+}
+
 fn die_with_parent() {
     #[cfg(target_os = "linux")]
     {

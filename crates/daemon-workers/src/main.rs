@@ -71,7 +71,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use common::child::{ChildProcess, role, spawn_self};
+use common::child::{ChildProcess, play_role, spawn_self};
 use common::cleanup::TempDir;
 use common::cli::{CommonArgs, finish, parse};
 use common::{Claim, Report};
@@ -211,14 +211,8 @@ impl<T> WorkerEnd<T> {
 
 fn main() -> ExitCode {
     // A child process started by experiments 2 and 3 plays its role and exits.
-    if let Some((name, role_args)) = role() {
-        return match child_main(&name, &role_args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = play_role(child_main) {
+        return code;
     }
     let args: Args = parse();
     finish(&args.common, run(&args))

@@ -87,7 +87,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
-use common::child::{role, spawn_self};
+use common::child::{play_role, spawn_self};
 use common::cleanup::{forget_child, register_child};
 use common::cli::{CommonArgs, finish, parse, usage_error};
 use common::measure::{available_bytes, median_secs, parse_smaps_rollup};
@@ -129,14 +129,8 @@ static SHARED: Mutex<u64> = Mutex::new(0);
 
 fn main() -> ExitCode {
     // A spawned child plays its role and exits.
-    if let Some((name, _)) = role() {
-        return match spawned_child(&name) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(err) => {
-                eprintln!("error: {err:#}");
-                ExitCode::FAILURE
-            }
-        };
+    if let Some(code) = play_role(|name, _| spawned_child(name)) {
+        return code;
     }
     // The fork server must be forked while this process has one thread, so
     // before `parse`, which starts the thread that cleans up on Ctrl-C.

@@ -69,8 +69,8 @@ fn a_file_of_the_users_is_counted_exactly() {
     let mut text = b"  caf\xc3\xa9 na\xc3\xafve\t\t\nab\x01cd \x0b\x0c\r\n".to_vec();
     text.extend(std::iter::repeat_n(b'w', 5000));
     text.extend(b" end\r\n\n last".iter());
-    let expected = common::corpus::count_words(&text);
-    assert_eq!(expected, 6);
+    // caf\xc3\xa9, na\xc3\xafve, ab\x01cd, wwww..., end, last.
+    let expected = 6;
     let path = scratch.path().join("words.txt");
     std::fs::write(&path, &text).unwrap();
     for workers in ["1", "4", "16"] {

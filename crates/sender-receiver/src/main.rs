@@ -135,8 +135,8 @@ const CAPACITY: usize = 1024;
 fn main() -> ExitCode {
     // A child checks its role before anything else. It must not call `parse`,
     // whose Ctrl-C clean-up blocks SIGTERM: the signal that is to stop it.
-    if let Some((role, args)) = common::child::role() {
-        return play_role(&role, &args);
+    if let Some(code) = common::child::play_role(be_the_sender) {
+        return code;
     }
     let args: Args = parse();
     finish(&args.common, run(&args))
@@ -304,19 +304,12 @@ fn receive(values: &Receiver<u64>, count: u64, patience: Duration) -> anyhow::Re
 
 /// The sender process's side: runs in the child, started as
 /// `--child-role sender TICK_MS`.
-fn play_role(role: &str, args: &[String]) -> ExitCode {
+fn be_the_sender(role: &str, args: &[String]) -> anyhow::Result<()> {
     let tick = args.first().and_then(|ms| ms.parse().ok()).map(Duration::from_millis);
     let (SENDER_ROLE, Some(tick)) = (role, tick) else {
-        eprintln!("error: unknown child role {role} {args:?}");
-        return ExitCode::FAILURE;
+        bail!("unknown child role {role} {args:?}");
     };
-    match send_to_stdout(tick) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: sender process: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    send_to_stdout(tick).context("sender process")
 }
 
 /// Writes 0, 1, 2, ... to stdout, one line per tick, forever: only a signal
