@@ -29,3 +29,13 @@ pub mod measure;
 pub mod report;
 
 pub use report::{Claim, Report};
+
+/// Starts the [`Report`] of the lesson being compiled: its name and claim are
+/// its package's `name` and `description`, the same words the README table
+/// and `cargo xtask list` show, so the three cannot drift apart.
+#[macro_export]
+macro_rules! lesson_report {
+    () => {
+        $crate::Report::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_DESCRIPTION"))
+    };
+}

@@ -136,10 +136,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     // one thread per core runs at a time.
     let pair = args.threads.map_or(cores.min(2), |t| t as usize);
 
-    let mut report = Report::new(
-        "cpu-bound",
-        "CPU-bound threads scale with cores in Rust; a global lock like Python's GIL takes the speedup away",
-    );
+    let mut report = common::lesson_report!();
     report.param("cores", cores).param("decrements", decrements).param("sweep", args.sweep);
 
     // 1. Scaling: the same total work split across more and more threads.

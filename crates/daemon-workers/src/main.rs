@@ -225,10 +225,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     // A million tiny items take about a second through the queue on 2 cores.
     let messages = args.messages.unwrap_or(args.common.pick(1_000_000, 50_000));
 
-    let mut report = Report::new(
-        "daemon-workers",
-        "join returns when every item is done; daemon workers lose unwritten work; closing the queue loses nothing",
-    );
+    let mut report = common::lesson_report!();
     report
         .param("workers", workers)
         .param("items", items)

@@ -171,10 +171,7 @@ fn run(args: &Args, mut server: ForkServer) -> anyhow::Result<Report> {
         )));
     }
 
-    let mut report = Report::new(
-        "fork-vs-spawn",
-        "fork starts workers fastest and shares memory until written, but can leave a child stuck on a copied lock",
-    );
+    let mut report = common::lesson_report!();
     report
         .param("starts", starts)
         .param("size_mib", size_mib)

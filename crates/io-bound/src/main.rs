@@ -77,8 +77,6 @@ use common::measure::time;
 use common::{Claim, Report};
 use ureq::Agent;
 
-const CLAIM: &str = "threads overlap their waiting: N downloads take about one latency, not N";
-
 // What the lesson checks against the loopback server (skipped with --url).
 const THREADS_OVERLAP: &str = "a thread per URL took at most 1.5 x one latency";
 const SEQUENTIAL_ADDS_UP: &str = "one after the other took at least 0.9 x downloads x latency";
@@ -353,7 +351,7 @@ fn run_loopback(args: &Args) -> anyhow::Result<Report> {
     // rounds, short enough to finish in about a second.
     let pool_downloads = args.pool_downloads.unwrap_or(args.common.pick(100, 32)) as usize;
 
-    let mut report = Report::new("io-bound", CLAIM);
+    let mut report = common::lesson_report!();
     report
         .param("latency_ms", latency_ms)
         .param("body_bytes", body_bytes)
@@ -470,7 +468,7 @@ const URL_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn run_your_urls(args: &Args) -> anyhow::Result<Report> {
     let urls = &args.urls;
-    let mut report = Report::new("io-bound", CLAIM);
+    let mut report = common::lesson_report!();
     report.param("urls", urls.len()).param("timeout_s", URL_TIMEOUT.as_secs());
 
     // The pool is left out: it would send your sites the same requests

@@ -148,8 +148,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let trials = args.trials;
     let pause = Duration::from_millis(args.pause_ms);
 
-    let mut report =
-        Report::new("lock-fix", "a guard makes every update count; each fix has a measured cost");
+    let mut report = common::lesson_report!();
     report
         .param("threads", threads)
         .param("increments", increments)

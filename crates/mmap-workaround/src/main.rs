@@ -83,8 +83,6 @@ use common::measure::{Memory, available_bytes, cores, memory_of_self};
 use common::{Claim, Report};
 use memmap2::Mmap;
 
-const CLAIM: &str = "processes that copy their chunk use about twice the memory; threads and a shared mmap use about one copy";
-
 /// Word count over one text by one thread, by threads sharing it, by
 /// processes sent a copy of their chunk, and by processes sharing one
 /// memory-mapped file: the time and the memory of each.
@@ -138,7 +136,7 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> anyhow::Result<Report> {
     let workers = args.workers.map_or(cores().min(64), |w| w as usize);
     let input = prepare_input(args)?;
-    let mut report = Report::new("mmap-workaround", CLAIM);
+    let mut report = common::lesson_report!();
     match &args.file {
         Some(path) => report.param("file", path.display().to_string()),
         None => report.param("seed", args.seed.seed.unwrap_or(DEFAULT_SEED)),

@@ -131,7 +131,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let trials = args.trials.unwrap_or(args.common.pick(20, 10));
     let pause = Duration::from_millis(args.pause_ms);
 
-    let mut report = Report::new("race-condition", "unsynchronized read-modify-write loses updates");
+    let mut report = common::lesson_report!();
     report
         .param("threads", threads)
         .param("increments", increments)

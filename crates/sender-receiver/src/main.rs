@@ -116,8 +116,6 @@ struct Args {
     messages: Option<u64>,
 }
 
-const CLAIM: &str = "a sender stops cleanly by signal, by event or by drop, and select stops it at once";
-
 /// The child role in which this executable is the sender process of experiment 1.
 const SENDER_ROLE: &str = "sender";
 
@@ -151,7 +149,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let tick = Duration::from_millis(tick_ms);
     let count = args.values.unwrap_or(args.common.pick(10, 3));
     let messages = args.messages.unwrap_or(args.common.pick(2_000_000, 100_000));
-    let mut report = Report::new("sender-receiver", CLAIM);
+    let mut report = common::lesson_report!();
     report
         .param("tick_ms", tick_ms)
         .param("values", count)
