@@ -27,31 +27,31 @@
 //! ```text
 //! cpu-bound: CPU-bound threads scale with cores in Rust; a global lock like Python's GIL takes the speedup away
 //! host    cores=2 os=linux profile=release
-//! params  cores=2 decrements=332002308 sweep=false
+//! params  cores=2 decrements=295859979 sweep=false
 //!
 //! the countdown split across threads
 //! experiment                   time  speedup  efficiency
 //!                                 s        x
-//! 1 thread                    0.992     1.00        1.00
-//! 2 threads                   0.517     1.92       0.959
-//! 4 threads                   0.509     1.95       0.487
-//! 2 threads, one global lock  0.949     1.05           -
+//! 1 thread                    0.967     1.00        1.00
+//! 2 threads                   0.479     2.02        1.01
+//! 4 threads                   0.462     2.09       0.523
+//! 2 threads, one global lock  0.878     1.10           -
 //!
 //! Python, the notes' program
 //! experiment           time  speedup  python  rust  python / rust
 //!                         s        x      ns    ns              x
-//! python 1 thread     0.078        -       -     -              -
-//! python 2 threads    0.128    0.606       -     -              -
-//! python 2 processes  0.075     1.03       -     -              -
-//! per decrement           -        -    24.4  2.99           8.15
+//! python 1 thread     0.160        -       -     -              -
+//! python 2 threads    0.158     1.01       -     -              -
+//! python 2 processes  0.087     1.85       -     -              -
+//! per decrement           -        -    40.5  3.27           12.4
 //!
-//! Python 3.11.7 ran 3190925 decrements (start method 'fork'). Rust's time per decrement includes the black_box that keeps the loop from being optimized away; a bare loop is faster still.
+//! Python 3.11.7 ran 3960554 decrements (start method 'fork'). Rust's time per decrement includes the black_box that keeps the loop from being optimized away; a bare loop is faster still.
 //!
-//! ✔ threads-scale  2 threads run the countdown at least 1.6x faster than one: 1.92x
-//! ✔ gil-serializes  threads that must hold one global lock to work gain nothing (speedup at most 1.15x): 2 threads under one lock: 1.05x
-//! ✔ python-threads-do-not-scale  Python's two threads are no faster than one (at most 1.15x) and two processes are faster than two threads: 2 threads 0.61x, 2 processes 1.03x
+//! ✔ threads-scale  2 threads run the countdown at least 1.6x faster than one: 2.02x
+//! ✔ gil-serializes  threads that must hold one global lock to work gain nothing (speedup at most 1.15x): 2 threads under one lock: 1.10x
+//! ✔ python-threads-do-not-scale  Python's two threads are no faster than one (at most 1.15x) and two processes are faster than two threads: 2 threads 1.01x, 2 processes 1.85x
 //!
-//! elapsed 4.27 s
+//! elapsed 4.58 s
 //! ```
 //!
 //! The times vary with the machine and what else it is running; on a busy
