@@ -223,7 +223,13 @@ mod tests {
         path
     }
 
+    /// Held while a test writes its script and runs it. Another test's fork
+    /// in between would inherit the script's still-open write descriptor,
+    /// and exec would then fail with "Text file busy".
+    static ONE_SCRIPT_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn outcome_of(tag: &str, stdout: &str, code: i32) -> Outcome {
+        let _turn = ONE_SCRIPT_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let lesson = Lesson { number: 2, name: "race-condition", description: String::new() };
         let script = fake_lesson(tag, stdout, code);
         let outcome = run_lesson(&lesson, &script, true);
