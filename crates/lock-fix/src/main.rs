@@ -198,8 +198,16 @@ fn run(args: &Args) -> anyhow::Result<Report> {
             } else {
                 let (mut mutex_ns, mut fetch_add_ns) = (Vec::new(), Vec::new());
                 for _ in 0..trials {
-                    mutex_ns.push(ns_per(count_with(Fix::StdMutex, 1, increments).1, increments));
-                    fetch_add_ns.push(ns_per(count_with(Fix::FetchAdd, 1, increments).1, increments));
+                    for (fix, ns) in [(Fix::StdMutex, &mut mutex_ns), (Fix::FetchAdd, &mut fetch_add_ns)] {
+                        let (total, elapsed) = count_with(fix, 1, increments);
+                        // A re-measured run must be as exact as the first ones.
+                        anyhow::ensure!(
+                            total == increments,
+                            "{} ended at {total} of {increments}",
+                            fix.name()
+                        );
+                        ns.push(ns_per(elapsed, increments));
+                    }
                 }
                 (median(&mutex_ns), median(&fetch_add_ns))
             };
