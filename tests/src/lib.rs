@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::child::{children_of, has_exited, output_with_deadline};
+use common::child::output_with_deadline;
+pub use common::cleanup::children_of;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::Value;
@@ -258,4 +259,27 @@ pub fn lesson_names() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// Whether process `pid` has exited (its `/proc` entry is gone, or it is a
+/// zombie waiting for its parent), waiting up to `within` for it to happen.
+///
+/// For a process that is not our child, whose end we cannot wait for, this
+/// looks every 10 ms.
+pub fn has_exited(pid: u32, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            // The state letter follows the command name, which is in parentheses.
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        };
+        if gone {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

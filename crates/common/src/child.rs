@@ -45,20 +45,15 @@ const PARENT_PID_VAR: &str = "LESSON_PARENT_PID";
 /// The role this process was started in, with the arguments after it; `None`
 /// for the process the user started.
 ///
-/// In a child it also:
-/// - unblocks SIGINT, SIGTERM and SIGHUP, which the parent blocks for its
-///   clean-up (see [`cleanup`](crate::cleanup)) and a process inherits
-///   across `exec`: the child then stops on them like any program;
-/// - asks the kernel to kill this process if its parent dies
-///   (`PR_SET_PDEATHSIG`), the one clean-up that works even when the parent
-///   is killed with SIGKILL; and if the parent is already gone, it exits.
+/// In a child it also asks the kernel to kill this process if its parent
+/// dies (`PR_SET_PDEATHSIG`), the one clean-up that works even when the
+/// parent is killed with SIGKILL; and if the parent is already gone, it exits.
 pub fn role() -> Option<(String, Vec<String>)> {
     let mut args = std::env::args().skip(1);
     if args.next().as_deref() != Some(ROLE_ARG) {
         return None;
     }
     let name = args.next().unwrap_or_default();
-    let _ = crate::cleanup::stop_signals().thread_unblock();
     die_with_parent();
     Some((name, args.collect()))
 }
@@ -118,8 +113,8 @@ pub struct ChildProcess {
 /// `configure` sets up the command before it starts: typically its stdin or
 /// stdout as a pipe (`Stdio::piped()`), so the two processes can talk.
 ///
-/// The child is registered with [`cleanup`](crate::cleanup), so a Ctrl-C
-/// kills it too. It is also killed if the thread that started it ends (the
+/// A Ctrl-C kills it too (the [`cleanup`](crate::cleanup) kills every
+/// descendant). It is also killed if the thread that started it ends (the
 /// kernel ties the parent-death signal to that thread): start children from
 /// a thread that outlives them, such as `main`.
 pub fn spawn_self(
@@ -133,7 +128,6 @@ pub fn spawn_self(
     configure(&mut command);
     let child =
         command.spawn().with_context(|| format!("starting {} as child role {role}", exe.display()))?;
-    crate::cleanup::register_child(child.id());
     Ok(ChildProcess { role: role.to_string(), child, reaped: false })
 }
 
@@ -162,7 +156,6 @@ impl ChildProcess {
 
     fn mark_reaped(&mut self) {
         self.reaped = true;
-        crate::cleanup::forget_child(self.child.id());
     }
 
     /// Kills the child (SIGKILL) if it still runs, then reaps it.
@@ -232,7 +225,7 @@ pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::R
         let _ = kill(pid, Signal::SIGKILL);
     }
     let status = waiter.join().expect("the waiter thread does not panic").context("waiting for the child")?;
-    crate::cleanup::forget_child(pid.as_raw() as u32);
+    crate::cleanup::forget_group(pid.as_raw() as u32);
     // Whatever the command started and left behind goes with it.
     let _ = killpg(pid, Signal::SIGKILL);
     let output = Output {
@@ -244,39 +237,4 @@ pub fn output_with_deadline(command: &mut Command, limit: Duration) -> anyhow::R
         bail!("{command:?} ran longer than {limit:?} and was killed");
     }
     Ok(output)
-}
-
-/// Whether process `pid` has exited (its `/proc` entry is gone, or it is a
-/// zombie waiting for its parent), waiting up to `within` for it to happen.
-///
-/// For a process that is not our child, whose end we cannot wait for, this
-/// looks every 10 ms; for our own children use [`ChildProcess::wait`].
-pub fn has_exited(pid: u32, within: Duration) -> bool {
-    let deadline = std::time::Instant::now() + within;
-    loop {
-        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            // The state letter follows the command name, which is in parentheses.
-            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        };
-        if gone {
-            return true;
-        }
-        if std::time::Instant::now() >= deadline {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The pids of the live children of process `pid` (from `/proc`, Linux).
-pub fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return children };
-    for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            children.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-        }
-    }
-    children
 }

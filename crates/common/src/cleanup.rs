@@ -7,52 +7,51 @@
 //! but one: a signal such as Ctrl-C (SIGINT) or `kill` (SIGTERM) ends the
 //! process at once, and no destructor runs. This module closes that gap.
 //!
-//! [`install`] (called by [`cli::parse`](crate::cli::parse), so every lesson
-//! has it) blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in
-//! every thread started after it, and starts one thread that waits for them
-//! with `sigwait`. When one arrives, that thread kills and reaps every child
-//! process still registered, deletes every temporary directory still
-//! registered, and exits with 128 + the signal's number, as a shell expects.
-//! Waiting in a thread of its own, rather than in a signal handler, means the
-//! clean-up may lock, allocate and delete files: nothing in it has to be
-//! async-signal-safe.
+//! [`install`] asks `signal-hook` to catch SIGINT, SIGTERM and SIGHUP and
+//! starts one thread that waits for them. When one arrives, that thread
+//! kills every process descended from the lesson (found in `/proc`, so a
+//! lesson's own `fork` or `Command` needs no registering), reaps its own
+//! children, deletes every temporary directory still registered, and exits
+//! with 128 + the signal's number, as a shell expects. Waiting in a thread,
+//! rather than working inside a signal handler, means the clean-up may lock,
+//! allocate and delete files.
+//!
+//! Nothing is blocked or masked: a program started with `exec` gets the
+//! default handling back, so a spawned child stops on Ctrl-C like any
+//! program, and no lesson has to undo anything the kit did. A lesson that
+//! forks should fork before calling [`install`] when it needs a
+//! single-threaded parent (the thread it starts is a thread like any other).
 //!
 //! SIGKILL cannot be caught. For that case, a child started by
 //! [`spawn_self`](crate::child::spawn_self) asks the kernel to kill it when its
 //! parent dies (see [`child::role`](crate::child::role)).
 //!
-//! Consequences for lessons:
-//! - a process that must fork before any thread exists (a fork server) forks
-//!   before calling `parse`;
-//! - every child inherits the blocked signals, across `fork` and `exec`
-//!   alike. A child started by `spawn_self` unblocks them in
-//!   [`child::role`](crate::child::role), so SIGTERM and Ctrl-C act on it as
-//!   on any program; other programs run blocked, and the clean-up stops them
-//!   with SIGKILL;
-//! - when the clean-up has begun, the lesson's own thread may notice its
-//!   children dying and fail; [`cli::finish`](crate::cli::finish) then waits
-//!   for the clean-up to end the process, so the exit code is always 128 +
-//!   the signal's number.
+//! When the clean-up has begun, the lesson's own thread may notice its
+//! children dying and fail; [`cli::finish`](crate::cli::finish) then waits
+//! for the clean-up to end the process, so the exit code is always 128 + the
+//! signal's number.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 use anyhow::Context;
-use nix::sys::signal::{SigSet, Signal, kill, killpg};
-use nix::sys::wait::waitpid;
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
+use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 /// What the clean-up thread must remove if a signal ends the lesson.
 #[derive(Default)]
 struct Registry {
-    /// Child pids, each with whether it leads a process group of its own
-    /// (then the whole group is killed: the child and whatever it started).
-    children: Vec<(u32, bool)>,
+    /// Process groups started by [`output_with_deadline`](crate::child::output_with_deadline):
+    /// killed whole, so that a program's own children go too.
+    groups: Vec<u32>,
     temp_dirs: Vec<PathBuf>,
 }
 
-static REGISTRY: Mutex<Registry> = Mutex::new(Registry { children: Vec::new(), temp_dirs: Vec::new() });
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry { groups: Vec::new(), temp_dirs: Vec::new() });
 static INSTALL: Once = Once::new();
 
 /// Set when a stop signal arrived and the clean-up began.
@@ -70,55 +69,69 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The signals that end a lesson early and trigger the clean-up.
-pub(crate) fn stop_signals() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGINT);
-    set.add(Signal::SIGTERM);
-    set.add(Signal::SIGHUP);
-    set
-}
-
-/// Starts the clean-up thread (once; later calls do nothing). Call it before
-/// starting any other thread: threads started earlier keep the default
-/// handling, and a signal delivered to one of them ends the process at once.
+/// Starts the clean-up on SIGINT, SIGTERM and SIGHUP (once; later calls do
+/// nothing). Without it a stop signal ends the lesson at once, as it ends any
+/// program; the kernel still kills spawned children (see
+/// [`child::role`](crate::child::role)), but temporary files stay.
 pub fn install() {
     INSTALL.call_once(|| {
-        let signals = stop_signals();
-        if signals.thread_block().is_err() {
-            // Without the mask the default action stays: the lesson still
-            // stops on Ctrl-C, only without the clean-up.
+        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            // Without the handlers the default action stays: the lesson
+            // still stops on Ctrl-C, only without the clean-up.
             return;
-        }
+        };
         let spawned = std::thread::Builder::new().name("cleanup-on-signal".into()).spawn(move || {
-            if let Ok(signal) = signals.wait() {
+            if let Some(signal) = signals.forever().next() {
                 // Said before any child is killed, so that whoever sees a
                 // child die can also see why.
                 STOPPING.store(true, Ordering::SeqCst);
                 clean_up();
-                std::process::exit(128 + signal as i32);
+                std::process::exit(128 + signal);
             }
         });
-        // If the thread cannot start, unblock again so Ctrl-C still works.
+        // If the thread cannot start, nobody would act on a caught signal:
+        // give the signals their default action back.
         if spawned.is_err() {
-            let _ = signals.thread_unblock();
+            for signal in [SIGINT, SIGTERM, SIGHUP] {
+                let _ = signal_hook::low_level::emulate_default_handler(signal);
+            }
         }
     });
 }
 
-/// Kills and reaps every registered child, and deletes every registered
-/// temporary directory.
+/// Kills every process descended from this one and reaps this one's
+/// children, then deletes every registered temporary directory.
 fn clean_up() {
     let mut registry = registry();
-    for (pid, group) in registry.children.drain(..) {
-        let pid = Pid::from_raw(pid as i32);
-        if group {
-            let _ = killpg(pid, Signal::SIGKILL);
+    for group in registry.groups.drain(..) {
+        let _ = killpg(Pid::from_raw(group as i32), Signal::SIGKILL);
+    }
+    // A child may be forking while we look, so look again until nothing is
+    // left (a few rounds at most; each round kills what it found).
+    for _ in 0..10 {
+        let descendants = descendants_of(std::process::id());
+        if descendants.is_empty() {
+            break;
         }
-        if kill(pid, Signal::SIGKILL).is_ok() {
-            // Reap it, so no zombie is left for whoever adopts it. If the
-            // lesson's own thread reaped it first, this fails harmlessly.
-            let _ = waitpid(pid, None);
+        for pid in descendants {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        // Reap our own children, so no zombie is left for whoever adopts
+        // them; grandchildren are reaped by their parents' exit.
+        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            if status.pid().is_none() {
+                break;
+            }
+        }
+    }
+    // Children killed above that had not yet died when we looked: SIGKILL
+    // acts at once, so this takes milliseconds; the bound is for safety.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) if status.pid().is_none() => std::thread::sleep(std::time::Duration::from_millis(5)),
+            Ok(_) => {}
+            Err(_) => break, // no child left
         }
     }
     for dir in registry.temp_dirs.drain(..) {
@@ -126,21 +139,42 @@ fn clean_up() {
     }
 }
 
-/// Registers a child process to kill and reap on a signal. `spawn_self` does
-/// it for its children; a lesson that forks registers its own.
-pub fn register_child(pid: u32) {
-    registry().children.push((pid, false));
+/// Every live process below `pid` in the process tree: its children, their
+/// children, and so on (from `/proc`, Linux).
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        for child in children_of(parent) {
+            if !found.contains(&child) {
+                found.push(child);
+                next.push(child);
+            }
+        }
+    }
+    found
 }
 
-/// Registers a child that leads its own process group: on a signal the
-/// whole group is killed, grandchildren included.
-pub fn register_group(pid: u32) {
-    registry().children.push((pid, true));
+/// The pids of the live children of process `pid` (from `/proc`, Linux).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut children = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return children };
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            children.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    children
 }
 
-/// Forgets a child that has been reaped (its pid may be reused).
-pub fn forget_child(pid: u32) {
-    registry().children.retain(|&(p, _)| p != pid);
+/// Registers a process group to kill on a signal.
+pub(crate) fn register_group(pid: u32) {
+    registry().groups.push(pid);
+}
+
+/// Forgets a process group whose leader has been reaped (its pid may be reused).
+pub(crate) fn forget_group(pid: u32) {
+    registry().groups.retain(|&p| p != pid);
 }
 
 /// A temporary directory that is deleted when dropped, and also when a

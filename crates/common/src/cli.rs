@@ -84,12 +84,10 @@ pub fn usage_error(message: impl Into<String>) -> anyhow::Error {
 
 /// Parses the command line. On `--help` it prints the help and exits 0; on
 /// bad usage it prints one line (clap's first line, which says what is
-/// wrong) and exits 2, before any experiment starts.
-///
-/// It also installs the clean-up on Ctrl-C ([`cleanup::install`]), so call
-/// it first in `main`, before any thread is started.
+/// wrong) and exits 2, before any experiment starts. It only parses: a
+/// lesson that starts children or writes files starts the clean-up on
+/// Ctrl-C itself ([`cleanup::install`]).
 pub fn parse<A: Parser>() -> A {
-    cleanup::install();
     match A::try_parse() {
         Ok(args) => args,
         Err(err) => match err.kind() {

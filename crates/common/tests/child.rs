@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::child::{ROLE_ARG, has_exited, output_with_deadline, role, spawn_self};
+use common::child::{ROLE_ARG, output_with_deadline, role, spawn_self};
 
 fn main() {
     if let Some((name, args)) = role() {
@@ -23,7 +23,10 @@ fn main() {
                 let dir = common::cleanup::TempDir::new("child-test").unwrap();
                 std::fs::write(dir.path().join("data"), b"x").unwrap();
                 let child = spawn_self("linger", &[], |_| {}).unwrap();
-                println!("{} {}", dir.path().display(), child.id());
+                // A plain program the kit knows nothing about: the clean-up
+                // finds it in /proc all the same.
+                let sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+                println!("{} {} {}", dir.path().display(), child.id(), sleeper.id());
                 std::thread::sleep(Duration::from_secs(60));
             }
             // Starts a child and waits to be killed (SIGKILL: no clean-up runs).
@@ -118,7 +121,8 @@ fn start_and_read_line(role: &str) -> (common::child::ChildProcess, String) {
 
 fn ctrl_c_removes_children_and_temp_dirs() {
     let (child, line) = start_and_read_line("interruptible");
-    let (dir, grandchild) = line.split_once(' ').unwrap();
+    let mut words = line.split(' ');
+    let (dir, grandchild, sleeper) = (words.next().unwrap(), words.next().unwrap(), words.next().unwrap());
     assert!(std::path::Path::new(dir).join("data").exists());
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
@@ -131,6 +135,7 @@ fn ctrl_c_removes_children_and_temp_dirs() {
         !std::path::Path::new(&format!("/proc/{grandchild}")).exists(),
         "child {grandchild} outlived Ctrl-C"
     );
+    assert!(!std::path::Path::new(&format!("/proc/{sleeper}")).exists(), "sleep {sleeper} outlived Ctrl-C");
 }
 
 fn a_child_dies_with_its_killed_parent() {
@@ -141,4 +146,19 @@ fn a_child_dies_with_its_killed_parent() {
     assert_eq!(status.code(), None);
     let grandchild: u32 = grandchild.parse().unwrap();
     assert!(has_exited(grandchild, Duration::from_secs(10)), "child {grandchild} outlived its killed parent");
+}
+
+/// Whether `pid` is gone or a zombie, looking every 10 ms for up to `within`.
+fn has_exited(pid: u32, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        };
+        if gone || std::time::Instant::now() >= deadline {
+            return gone;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -117,6 +117,7 @@ const COUNTDOWN_PY: &str = include_str!("countdown.py");
 
 fn main() -> ExitCode {
     let args: Args = parse();
+    common::cleanup::install();
     finish(&args.common, run(&args))
 }
 

@@ -215,6 +215,7 @@ fn main() -> ExitCode {
         return code;
     }
     let args: Args = parse();
+    common::cleanup::install();
     finish(&args.common, run(&args))
 }
 

@@ -3,7 +3,7 @@
 //! shutdown loses nothing, bad input gets exit code 2, and Ctrl-C leaves no
 //! child process and no temporary file behind.
 
-use common::child::children_of;
+use lesson_tests::children_of;
 use lesson_tests::{Lesson, assert_claims_hold, figure};
 
 fn lesson() -> Lesson {

@@ -88,7 +88,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use common::child::{play_role, spawn_self};
-use common::cleanup::{forget_child, register_child};
+
 use common::cli::{CommonArgs, finish, parse, usage_error};
 use common::measure::{available_bytes, median_secs, parse_smaps_rollup};
 use common::{Claim, Report};
@@ -136,6 +136,7 @@ fn main() -> ExitCode {
     // before `parse`, which starts the thread that cleans up on Ctrl-C.
     let server = ForkServer::start();
     let args: Args = parse();
+    common::cleanup::install();
     finish(&args.common, server.and_then(|server| run(&args, server)))
 }
 
@@ -290,10 +291,7 @@ fn fork_child(in_child: impl FnOnce() -> i32) -> anyhow::Result<Pid> {
     // async-signal-safe calls (or, in experiment 3, are killed at a
     // timeout), and then `_exit`s.
     match unsafe { fork() }.context("fork")? {
-        ForkResult::Parent { child } => {
-            register_child(child.as_raw() as u32);
-            Ok(child)
-        }
+        ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = in_child();
             // Safety: `_exit` ends the process at once, without running the
@@ -307,7 +305,6 @@ fn fork_child(in_child: impl FnOnce() -> i32) -> anyhow::Result<Pid> {
 /// Reaps a forked child and forgets it.
 fn reap(child: Pid) -> anyhow::Result<()> {
     waitpid(child, None).with_context(|| format!("waiting for child {child}"))?;
-    forget_child(child.as_raw() as u32);
     Ok(())
 }
 
@@ -392,14 +389,11 @@ impl ForkServer {
         // the child is a complete copy with nothing locked, and may run any
         // code: `serve` allocates, forks and waits freely.
         match unsafe { fork() }.context("forking the fork server")? {
-            ForkResult::Parent { child } => {
-                register_child(child.as_raw() as u32);
-                Ok(ForkServer {
-                    pid: child,
-                    requests: Some(File::from(requests_write)),
-                    replies: replies_read,
-                })
-            }
+            ForkResult::Parent { child } => Ok(ForkServer {
+                pid: child,
+                requests: Some(File::from(requests_write)),
+                replies: replies_read,
+            }),
             ForkResult::Child => {
                 drop((requests_write, replies_read));
                 serve(requests_read, replies_write)

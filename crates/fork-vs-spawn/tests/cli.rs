@@ -2,7 +2,7 @@
 //! quick sizes, bad input gets exit code 2 with one line, and Ctrl-C leaves
 //! no child behind (not the fork server, not a stuck forked child).
 
-use common::child::children_of;
+use lesson_tests::children_of;
 use lesson_tests::{Lesson, assert_claims_hold, figure};
 
 fn lesson() -> Lesson {

@@ -76,7 +76,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use common::child::{ChildProcess, play_role, spawn_self};
-use common::cleanup::{TempDir, forget_child, register_child};
+use common::cleanup::TempDir;
 use common::cli::{CommonArgs, SeedArg, finish, parse, usage_error};
 use common::corpus::write_corpus;
 use common::measure::{Memory, available_bytes, cores, memory_of_self};
@@ -130,6 +130,7 @@ fn main() -> ExitCode {
         return code;
     }
     let args: Args = parse();
+    common::cleanup::install();
     finish(&args.common, run(&args))
 }
 
@@ -580,11 +581,7 @@ fn wc_words(path: &Path) -> anyhow::Result<Option<(u64, Duration)>> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         other => other.context("starting wc -w")?,
     };
-    // Registered, so that a Ctrl-C while wc runs ends it too.
-    let pid = child.id();
-    register_child(pid);
     let output = child.wait_with_output();
-    forget_child(pid);
     let (output, elapsed) = (output.context("waiting for wc -w")?, started.elapsed());
     ensure!(output.status.success(), "wc -w failed: {}", output.status);
     let stdout = String::from_utf8_lossy(&output.stdout);

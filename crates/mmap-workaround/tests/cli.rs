@@ -6,8 +6,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::child::children_of;
 use common::cleanup::TempDir;
+use lesson_tests::children_of;
 use lesson_tests::{Lesson, assert_claims_hold, figure, verdict};
 
 fn lesson() -> Lesson {

@@ -137,6 +137,7 @@ fn main() -> ExitCode {
         return code;
     }
     let args: Args = parse();
+    common::cleanup::install();
     finish(&args.common, run(&args))
 }
 
@@ -203,7 +204,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
 
     // Reaped: `wait` returned the status, and the pid is no longer a child
     // of this process (a zombie would still be one).
-    let still_a_child = common::child::children_of(std::process::id()).contains(&process.pid);
+    let still_a_child = common::cleanup::children_of(std::process::id()).contains(&process.pid);
     report.claim(Claim::check(
         "sigterm",
         "the sender process was reaped, and SIGTERM is what ended it",

@@ -89,7 +89,7 @@ fn bad_input_is_refused_with_one_line() {
 fn ctrl_c_mid_run_leaves_no_process_behind() {
     // Interrupted while the sender process runs: the clean-up kills and
     // reaps it, and the lesson exits with 128 + SIGINT.
-    let left = lesson().interrupt_when(&["--json"], |pid| !common::child::children_of(pid).is_empty());
+    let left = lesson().interrupt_when(&["--json"], |pid| !lesson_tests::children_of(pid).is_empty());
     assert_eq!(left.status.code(), Some(130), "{left:?}");
     assert!(!left.children.is_empty(), "{left:?}");
     assert!(left.surviving_children.is_empty(), "{left:?}");
