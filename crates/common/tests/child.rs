@@ -25,9 +25,10 @@ fn main() {
                 let child = spawn_self("linger", &[], |_| {}).unwrap();
                 // A plain program the kit knows nothing about: the clean-up
                 // finds it in /proc all the same.
-                let sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+                let mut sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
                 println!("{} {} {}", dir.path().display(), child.id(), sleeper.id());
-                std::thread::sleep(Duration::from_secs(60));
+                // Waits a minute at most (the sleep's own), for Ctrl-C to come.
+                let _ = sleeper.wait();
             }
             // Starts a child and waits to be killed (SIGKILL: no clean-up runs).
             "parent-of-linger" => {
