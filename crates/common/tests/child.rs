@@ -27,8 +27,11 @@ fn main() {
                 // finds it in /proc all the same.
                 let mut sleeper = std::process::Command::new("sleep").arg("60").spawn().unwrap();
                 println!("{} {} {}", dir.path().display(), child.id(), sleeper.id());
-                // Waits a minute at most (the sleep's own), for Ctrl-C to come.
+                // Waits a minute at most for Ctrl-C to come. The clean-up
+                // kills the sleep first, so this thread then sleeps on while
+                // the clean-up ends the process.
                 let _ = sleeper.wait();
+                std::thread::sleep(Duration::from_secs(60));
             }
             // Starts a child and waits to be killed (SIGKILL: no clean-up runs).
             "parent-of-linger" => {
