@@ -6,10 +6,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use common::child::output_with_deadline;
-use common::report::Number;
 use serde_json::Value;
 
+use crate::run::output_with_deadline;
 use crate::{Lesson, lessons, project_root};
 
 /// A lesson's defaults finish in seconds; this bound only stops a hang.
@@ -18,21 +17,27 @@ const LESSON_LIMIT: Duration = Duration::from_secs(300);
 /// What one lesson's run came to, for the summary table.
 struct Outcome {
     name: &'static str,
-    /// "3/3", or "2/3" when a claim did not hold; skipped claims are named apart.
+    /// "3/3", or "2/3 1?" when a claim was inconclusive; the other verdicts
+    /// are counted apart.
     claims: String,
     key_figure: String,
     seconds: f64,
-    /// Why the lesson failed, if it did.
+    /// Why the lesson failed, if it did (it did not run, or a claim did not hold).
     failure: Option<String>,
+    /// A line per claim that did not hold or was inconclusive, with its evidence.
+    undecided: Vec<String>,
 }
 
-pub fn run(quick: bool) -> anyhow::Result<bool> {
+pub fn run(quick: bool, busy: bool) -> anyhow::Result<bool> {
     let root = project_root();
     let lessons = lessons(&root)?;
     if lessons.is_empty() {
         bail!("no lessons found under {}", root.join("crates").display());
     }
     let binaries = build_release(&root, &lessons)?;
+    // Two threads of this runner spin beside the lessons: the load a learner
+    // has (a browser, a compiler). They stop when this process ends.
+    let _load = busy.then(crate::busy::Load::start);
 
     let mut outcomes = Vec::new();
     for (index, lesson) in lessons.iter().enumerate() {
@@ -48,15 +53,14 @@ pub fn run(quick: bool) -> anyhow::Result<bool> {
         outcomes.push(outcome);
     }
 
-    print_summary(&outcomes, quick);
+    print_summary(&outcomes, quick, busy);
     Ok(outcomes.iter().all(|o| o.failure.is_none()))
 }
 
 /// Builds every lesson's binary once, in release (the profile the figures
 /// are quoted from), and returns where cargo put each one.
 fn build_release(root: &PathBuf, lessons: &[Lesson]) -> anyhow::Result<HashMap<String, PathBuf>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(crate::cargo());
     command.current_dir(root).args([
         "build",
         "--release",
@@ -92,6 +96,7 @@ fn run_lesson(lesson: &Lesson, bin: &PathBuf, quick: bool) -> Outcome {
         key_figure: "-".into(),
         seconds: 0.0,
         failure: None,
+        undecided: Vec::new(),
     };
     let mut command = Command::new(bin);
     command.arg("--json");
@@ -121,21 +126,37 @@ fn run_lesson(lesson: &Lesson, bin: &PathBuf, quick: bool) -> Outcome {
         }
     };
     let claims = report["claims"].as_array().cloned().unwrap_or_default();
-    let held = claims.iter().filter(|c| c["holds"] == true).count();
-    let failed: Vec<&str> =
-        claims.iter().filter(|c| c["holds"] == false).filter_map(|c| c["id"].as_str()).collect();
-    let skipped = claims.iter().filter(|c| c["holds"].is_null()).count();
-    let tested = claims.len() - skipped;
-    outcome.claims = if skipped == 0 {
-        format!("{held}/{tested}")
-    } else {
-        format!("{held}/{tested} ({skipped} skipped)")
-    };
+    let count = |verdict: &str| claims.iter().filter(|c| c["verdict"] == verdict).count();
+    let (held, failed, inconclusive, skipped) =
+        (count("holds"), count("does not hold"), count("inconclusive"), count("skipped"));
+    let tested = held + failed + inconclusive;
+    outcome.claims = format!("{held}/{tested}");
+    if inconclusive > 0 {
+        outcome.claims.push_str(&format!(" {inconclusive}?"));
+    }
+    if skipped > 0 {
+        outcome.claims.push_str(&format!(" {skipped} skipped"));
+    }
     outcome.key_figure = key_figure(&report);
+    for claim in &claims {
+        let id = claim["id"].as_str().unwrap_or("?");
+        let evidence = claim["evidence"].as_str().unwrap_or("");
+        match claim["verdict"].as_str() {
+            Some("does not hold") => outcome.undecided.push(format!("✘ {id}: {evidence}")),
+            Some("inconclusive") => outcome.undecided.push(format!(
+                "? {id}: {} ({evidence})",
+                claim["reason"].as_str().unwrap_or("no reason given")
+            )),
+            Some("holds" | "skipped") => {}
+            _ => outcome.failure = Some(format!("claim {id} has no verdict")),
+        }
+    }
+    let failed_ids: Vec<&str> =
+        claims.iter().filter(|c| c["verdict"] == "does not hold").filter_map(|c| c["id"].as_str()).collect();
     if claims.is_empty() {
         outcome.failure = Some("the report has no claims".into());
-    } else if !failed.is_empty() {
-        outcome.failure = Some(format!("claims that did not hold: {}", failed.join(", ")));
+    } else if !failed_ids.is_empty() {
+        outcome.failure = Some(format!("claims that did not hold: {}", failed_ids.join(", ")));
     }
     outcome
 }
@@ -147,8 +168,8 @@ fn key_figure(report: &Value) -> String {
         return "-".into();
     };
     let value = match (figure["value"].as_u64(), figure["value"].as_f64()) {
-        (Some(count), _) => Number::Count(count).to_text(),
-        (None, Some(real)) => Number::Real(real).to_text(),
+        (Some(count), _) => count.to_string(),
+        (None, Some(real)) => about_three_digits(real),
         _ => "?".into(),
     };
     format!(
@@ -162,7 +183,18 @@ fn key_figure(report: &Value) -> String {
     .to_string()
 }
 
-fn print_summary(outcomes: &[Outcome], quick: bool) {
+/// A measured real with about three significant digits, as the lessons print it.
+fn about_three_digits(value: f64) -> String {
+    let decimals = match value.abs() {
+        v if v >= 100.0 => 0,
+        v if v >= 10.0 => 1,
+        v if v >= 1.0 => 2,
+        _ => 3,
+    };
+    format!("{value:.decimals$}")
+}
+
+fn print_summary(outcomes: &[Outcome], quick: bool, busy: bool) {
     let rows: Vec<[String; 5]> = outcomes
         .iter()
         .map(|o| {
@@ -180,8 +212,9 @@ fn print_summary(outcomes: &[Outcome], quick: bool) {
         .map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
     println!(
-        "\ncargo xtask all{}: {} lessons on this machine\n",
+        "\ncargo xtask all{}{}: {} lessons on this machine\n",
         if quick { " --quick" } else { "" },
+        if busy { " --busy" } else { "" },
         rows.len()
     );
     for row in [&header].into_iter().chain(&rows) {
@@ -199,9 +232,17 @@ fn print_summary(outcomes: &[Outcome], quick: bool) {
             w4 = widths[4]
         );
     }
+    // The evidence of every claim that did not hold or was inconclusive.
+    for o in outcomes.iter().filter(|o| !o.undecided.is_empty()) {
+        println!("\n{}:", o.name);
+        for line in &o.undecided {
+            println!("  {line}");
+        }
+    }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    let inconclusive = outcomes.iter().flat_map(|o| &o.undecided).filter(|l| l.starts_with('?')).count();
     if failed.is_empty() {
-        println!("\nevery lesson ran and every claim it tested held");
+        println!("\nevery lesson ran and no claim it tested failed ({inconclusive} inconclusive)");
     } else {
         println!();
         for o in failed {
@@ -230,32 +271,43 @@ mod tests {
 
     fn outcome_of(tag: &str, stdout: &str, code: i32) -> Outcome {
         let _turn = ONE_SCRIPT_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let lesson = Lesson { number: 2, name: "race-condition", description: String::new() };
+        let lesson =
+            Lesson { number: 2, name: "race-condition", description: String::new(), package: Value::Null };
         let script = fake_lesson(tag, stdout, code);
         let outcome = run_lesson(&lesson, &script, true);
         std::fs::remove_file(script).unwrap();
         outcome
     }
 
-    const REPORT: &str = r#"{"results":[{"experiment":"A","metric":"lost","value":7,"unit":"updates","key":true}],"claims":[{"id":"x","holds":HOLDS},{"id":"y","holds":null}]}"#;
+    const REPORT: &str = r#"{"results":[{"experiment":"A","metric":"lost","value":7,"unit":"updates","key":true}],"claims":[{"id":"x","verdict":"VERDICT","reason":"only 1.1 cores","evidence":"1.2x"},{"id":"y","verdict":"skipped"}]}"#;
 
     #[test]
     fn a_lesson_whose_claims_hold_passes() {
-        let outcome = outcome_of("ok", &REPORT.replace("HOLDS", "true"), 0);
+        let outcome = outcome_of("ok", &REPORT.replace("VERDICT", "holds"), 0);
         assert!(outcome.failure.is_none());
-        assert_eq!(outcome.claims, "1/1 (1 skipped)");
+        assert_eq!(outcome.claims, "1/1 1 skipped");
         assert_eq!(outcome.key_figure, "A: lost 7 updates");
+        assert!(outcome.undecided.is_empty());
     }
 
     #[test]
-    fn a_claim_that_did_not_hold_fails_the_run() {
-        let outcome = outcome_of("claim", &REPORT.replace("HOLDS", "false"), 0);
+    fn an_inconclusive_claim_passes_with_its_reason_shown() {
+        let outcome = outcome_of("inconclusive", &REPORT.replace("VERDICT", "inconclusive"), 0);
+        assert!(outcome.failure.is_none());
+        assert_eq!(outcome.claims, "0/1 1? 1 skipped");
+        assert_eq!(outcome.undecided, ["? x: only 1.1 cores (1.2x)"]);
+    }
+
+    #[test]
+    fn a_claim_that_did_not_hold_fails_the_run_with_its_evidence() {
+        let outcome = outcome_of("claim", &REPORT.replace("VERDICT", "does not hold"), 0);
         assert_eq!(outcome.failure.as_deref(), Some("claims that did not hold: x"));
+        assert_eq!(outcome.undecided, ["✘ x: 1.2x"]);
     }
 
     #[test]
     fn invalid_json_or_a_failed_exit_fails_the_run() {
         assert!(outcome_of("json", "not json", 0).failure.unwrap().contains("not one JSON object"));
-        assert!(outcome_of("exit", &REPORT.replace("HOLDS", "true"), 1).failure.is_some());
+        assert!(outcome_of("exit", &REPORT.replace("VERDICT", "holds"), 1).failure.is_some());
     }
 }

@@ -2,14 +2,24 @@
 //! `.cargo/config.toml`).
 //!
 //! - `list`: each lesson's name and claim (its Cargo.toml `description`);
-//! - `all [--quick]`: build every lesson once in release, run each with
-//!   `--json`, then print one table of verdicts for this machine; exit 1 if a
-//!   lesson failed, printed invalid JSON, or a claim did not hold;
-//! - `tidy`: the checks of DESIGN.md that code can make (also a `#[test]`);
+//! - `all [--quick] [--busy]`: build every lesson once in release, run each
+//!   with `--json`, then print one table of verdicts for this machine; exit 1
+//!   if a lesson failed, printed invalid JSON, or a claim did not hold
+//!   (inconclusive is honest, not a failure). `--busy` keeps two CPU-bound
+//!   threads spinning beside the lessons, the load a learner's machine has;
+//! - `tidy`: the checks of ARCHITECTURE.md that code can make (also a `#[test]`);
 //! - `loom`: the loom models of every lesson that has one, with
-//!   `RUSTFLAGS="--cfg loom"` in their own target directory.
+//!   `RUSTFLAGS="--cfg loom"` in their own target directory;
+//! - `eject LESSON DIR`: the lesson as a standalone crate (see [`eject`]).
+//!
+//! It reads the workspace through `cargo metadata --no-deps` and depends on
+//! none of the lessons' crates, so `cargo xtask list` builds a handful of
+//! small crates, not the whole kit.
 
 mod all;
+mod busy;
+mod eject;
+mod run;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +27,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 
-/// The lesson catalogue of DESIGN.md, in reading order. The names are fixed:
+/// The lesson catalogue of ARCHITECTURE.md, in reading order. The names are fixed:
 /// the README, this runner and users type them.
 pub const CATALOGUE: [&str; 16] = [
     "thread-basics",
@@ -43,23 +53,31 @@ usage: cargo xtask <command>
 
 commands:
   list          each lesson's name and claim
-  all [--quick] build the lessons in release, run each with --json, print one
-                table of verdicts; exit 1 if a lesson failed or a claim did not hold
+  all [--quick] [--busy]
+                build the lessons in release, run each with --json, print one
+                table of verdicts; exit 1 if a lesson failed or a claim did not
+                hold (inconclusive is not a failure). --quick: small sizes;
+                --busy: two CPU-bound threads spin beside the lessons
   tidy          check headers, the README table and stray debug prints
-  loom          run every lesson's loom model (RUSTFLAGS=--cfg loom, target/loom)";
+  loom          run every lesson's loom model (RUSTFLAGS=--cfg loom, target/loom)
+  eject LESSON DIR
+                write LESSON as a standalone crate in DIR (new or empty): its
+                taught code and a plain main that asserts its rule";
 
 fn main() -> ExitCode {
-    // A lesson runs in a process group of its own (see `output_with_deadline`),
-    // so Ctrl-C reaches only this runner, which then stops the lesson too.
-    common::cleanup::install();
+    // A lesson runs in a process group of its own (see `run`), so Ctrl-C
+    // reaches only this runner, which passes it on to the lesson.
+    run::catch_stop_signals();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match args.as_slice() {
         ["list"] => list(),
-        ["all"] => all::run(false),
-        ["all", "--quick"] => all::run(true),
+        ["all", flags @ ..] if flags.iter().all(|f| ["--quick", "--busy"].contains(f)) => {
+            all::run(flags.contains(&"--quick"), flags.contains(&"--busy"))
+        }
         ["tidy"] => tidy::run(),
         ["loom"] => loom(),
+        ["eject", lesson, dir] => eject::run(lesson, Path::new(dir)),
         ["help" | "--help" | "-h"] => {
             println!("{USAGE}");
             Ok(true)
@@ -72,6 +90,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
+        Err(err) if err.is::<eject::Usage>() => {
+            eprintln!("error: {err}");
+            ExitCode::from(2)
+        }
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
@@ -92,20 +114,42 @@ pub struct Lesson {
     pub name: &'static str,
     /// Its claim, from the `description` of its Cargo.toml.
     pub description: String,
+    /// Its package as `cargo metadata` describes it (dependencies, features).
+    pub package: serde_json::Value,
+}
+
+/// What `cargo metadata --no-deps` says of the workspace: its own packages,
+/// without resolving or building anything.
+pub fn workspace_metadata(root: &Path) -> anyhow::Result<serde_json::Value> {
+    let output = std::process::Command::new(cargo())
+        .current_dir(root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    if !output.status.success() {
+        bail!("cargo metadata failed ({})", output.status);
+    }
+    serde_json::from_slice(&output.stdout).context("reading cargo metadata's JSON")
+}
+
+/// The cargo that runs this xtask (cargo sets `CARGO` for what it runs).
+pub fn cargo() -> std::ffi::OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
 
 /// The catalogue's lessons that exist in this workspace, in catalogue order.
 pub fn lessons(root: &Path) -> anyhow::Result<Vec<Lesson>> {
+    let metadata = workspace_metadata(root)?;
+    let packages = metadata["packages"].as_array().cloned().unwrap_or_default();
     let mut found = Vec::new();
     for (index, name) in CATALOGUE.iter().enumerate() {
-        let manifest = root.join("crates").join(name).join("Cargo.toml");
-        if manifest.is_file() {
-            let text = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("reading {}", manifest.display()))?;
-            let description = manifest_field(&text, "description")
-                .with_context(|| format!("{} has no description", manifest.display()))?;
-            found.push(Lesson { number: index + 1, name, description });
-        }
+        let Some(package) = packages.iter().find(|p| p["name"] == *name) else { continue };
+        let description = package["description"]
+            .as_str()
+            .with_context(|| format!("the package {name} has no description"))?
+            .to_string();
+        found.push(Lesson { number: index + 1, name, description, package: package.clone() });
     }
     Ok(found)
 }
@@ -137,19 +181,27 @@ fn list() -> anyhow::Result<bool> {
 /// The marker of a lesson's loom model (see race-condition's main.rs).
 const LOOM_MODEL: &str = "#[cfg(all(test, loom))]";
 
-/// Runs the loom model of every lesson whose `main.rs` has one: in release
-/// (loom explores many interleavings) and in `target/loom`, so that the
-/// `--cfg loom` build does not invalidate the normal one.
+/// Runs the loom model of every lesson that has one in a `src/*.rs` file: in
+/// release (loom explores many interleavings) and in `target/loom`, so that
+/// the `--cfg loom` build does not invalidate the normal one.
 fn loom() -> anyhow::Result<bool> {
     let root = project_root();
-    let mut command = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    let mut command = std::process::Command::new(cargo());
     command.current_dir(&root).env("RUSTFLAGS", "--cfg loom");
     command.args(["test", "--release", "--target-dir", "target/loom"]);
     let mut modelled = Vec::new();
     for lesson in lessons(&root)? {
-        let main = root.join("crates").join(lesson.name).join("src/main.rs");
-        let text = std::fs::read_to_string(&main).with_context(|| format!("reading {}", main.display()))?;
-        if text.contains(LOOM_MODEL) {
+        let src = root.join("crates").join(lesson.name).join("src");
+        let mut has_model = false;
+        for entry in std::fs::read_dir(&src).with_context(|| format!("reading {}", src.display()))? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                has_model |= text.contains(LOOM_MODEL);
+            }
+        }
+        if has_model {
             command.args(["-p", lesson.name, "--bin", lesson.name]);
             modelled.push(lesson.name);
         }

@@ -24,12 +24,14 @@
 //! }
 //! ```
 //!
-//! Exit codes follow `DESIGN.md`: 0 when the lesson ran (whatever its claims
+//! Exit codes follow `ARCHITECTURE.md`: 0 when the lesson ran (whatever its claims
 //! showed), 1 when it failed at run time (`error: ...` on stderr, with its
 //! causes), 2 for bad usage (one line saying what is wrong).
 
 use std::fmt;
+use std::io::Write as _;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use clap::error::ErrorKind;
@@ -47,13 +49,49 @@ pub struct CommonArgs {
     /// Use small sizes that finish in about a second (for tests and quick looks).
     #[arg(long)]
     pub quick: bool,
+
+    /// Run even when the flags would make the run take longer than ten minutes
+    /// (without it, such a run is refused with its estimate).
+    #[arg(long)]
+    pub yes_long: bool,
 }
+
+/// The longest run a lesson starts without `--yes-long`.
+pub const LONG_RUN: Duration = Duration::from_secs(600);
 
 impl CommonArgs {
     /// `full` normally, `quick` under `--quick`: how a lesson picks a default size.
     pub fn pick<T>(&self, full: T, quick: T) -> T {
         if self.quick { quick } else { full }
     }
+
+    /// Refuses (a usage error, exit 2) a run whose `estimate`, worked out
+    /// from its flags before anything starts, is over [`LONG_RUN`], unless
+    /// `--yes-long` was given. `change` names the flags that set the length.
+    pub fn check_run_time(&self, estimate: Duration, change: &str) -> anyhow::Result<()> {
+        if estimate <= LONG_RUN || self.yes_long {
+            return Ok(());
+        }
+        Err(usage_error(format!(
+            "these flags would run for about {}; make {change} smaller, or add --yes-long",
+            human_duration(estimate)
+        )))
+    }
+}
+
+/// A long duration in the largest unit that reads well: "3.5 days", "31 hours", "12 minutes".
+pub fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs_f64();
+    let (value, unit) = if secs >= 2.0 * 86_400.0 {
+        (secs / 86_400.0, "days")
+    } else if secs >= 2.0 * 3_600.0 {
+        (secs / 3_600.0, "hours")
+    } else if secs >= 120.0 {
+        (secs / 60.0, "minutes")
+    } else {
+        (secs, "seconds")
+    };
+    if value >= 10.0 { format!("{value:.0} {unit}") } else { format!("{value:.1} {unit}") }
 }
 
 /// The `--seed` flag, for lessons that make random choices.
@@ -98,7 +136,9 @@ pub fn parse<A: Parser>() -> A {
                 std::process::exit(0);
             }
             _ => {
-                eprintln!("{} (see --help)", first_line(&err.render().to_string()));
+                // A full or closed stderr cannot be told anything; the exit
+                // code still says what happened.
+                let _ = writeln!(std::io::stderr(), "{} (see --help)", first_line(&err.render().to_string()));
                 std::process::exit(2);
             }
         },
@@ -121,21 +161,35 @@ pub fn finish(common: &CommonArgs, outcome: anyhow::Result<Report>) -> ExitCode 
     match outcome {
         Ok(report) => {
             let rendered = if common.json { report.to_json() } else { report.to_text() };
-            print!("{rendered}");
-            ExitCode::SUCCESS
+            print_report(&rendered)
         }
         Err(err) => match err.downcast_ref::<UsageError>() {
             Some(usage) => {
-                eprintln!("error: {usage}");
+                let _ = writeln!(std::io::stderr(), "error: {usage}");
                 ExitCode::from(2)
             }
             None => {
                 // `{:#}` prints the whole chain of context: "reading corpus
                 // big.txt: No such file or directory".
-                eprintln!("error: {err:#}");
+                let _ = writeln!(std::io::stderr(), "error: {err:#}");
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Writes the report to stdout. A reader that stopped reading (`| head`)
+/// is no error: the lesson ran, and ends quietly. A stdout that cannot take
+/// the report (a full disk) is: `error: ...` and exit code 1.
+fn print_report(rendered: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(rendered.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: writing the report to stdout: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -150,8 +204,23 @@ mod tests {
     }
 
     #[test]
+    fn long_runs_are_refused_with_their_estimate_unless_asked_for() {
+        let plain = CommonArgs::default();
+        assert!(plain.check_run_time(Duration::from_secs(30), "--items").is_ok());
+        let refused = plain.check_run_time(Duration::from_secs(3 * 86_400 + 43_200), "--items").unwrap_err();
+        assert!(refused.is::<UsageError>());
+        assert_eq!(
+            refused.to_string(),
+            "these flags would run for about 3.5 days; make --items smaller, or add --yes-long"
+        );
+        let asked = CommonArgs { yes_long: true, ..CommonArgs::default() };
+        assert!(asked.check_run_time(Duration::from_secs(86_400 * 100), "--items").is_ok());
+        assert_eq!(human_duration(Duration::from_secs(31 * 3600)), "31 hours");
+    }
+
+    #[test]
     fn pick_follows_quick() {
-        let quick = CommonArgs { json: false, quick: true };
+        let quick = CommonArgs { quick: true, ..CommonArgs::default() };
         assert_eq!(quick.pick(100, 1), 1);
         assert_eq!(CommonArgs::default().pick(100, 1), 100);
     }

@@ -1,7 +1,7 @@
 //! The shared kit of the lessons: flags, reports, measurements and child processes.
 //!
 //! Why it exists: every lesson prints its figures and verdicts the same way
-//! (the output protocol of `DESIGN.md`) and measures the same few things (wall
+//! (the output protocol of `ARCHITECTURE.md`) and measures the same few things (wall
 //! time, medians, process memory). Writing that once, here, keeps each lesson's
 //! `main.rs` about its one concurrency idea and makes sixteen programs read
 //! like one book.

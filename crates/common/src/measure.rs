@@ -1,9 +1,14 @@
-//! Measuring: wall time, medians over repeats, and process memory.
+//! Measuring: wall time, medians over repeats, CPU time, and process memory.
 //!
 //! Timings are wall-clock (`Instant`), because what a learner waits for is
 //! wall time, and a lesson's timing claims are ratios of two such figures taken
 //! in the same run. Medians rather than means: one trial that the scheduler
 //! interrupted should not move the figure.
+//!
+//! CPU time is what the machine's load cannot fake: two threads that got two
+//! cores for a second used two seconds of CPU, whatever else ran. A claim that
+//! needs free cores measures what its threads received ([`CpuWindow`]) and is
+//! inconclusive when they did not get it.
 //!
 //! Memory comes from `/proc/<pid>/smaps_rollup` (Linux). RSS counts every page
 //! a process has resident, so pages shared by several processes are counted
@@ -61,6 +66,136 @@ pub fn median_secs(durations: &[Duration]) -> f64 {
 /// Nanoseconds per operation: `elapsed` spread over `operations`.
 pub fn ns_per(elapsed: Duration, operations: u64) -> f64 {
     elapsed.as_nanos() as f64 / operations.max(1) as f64
+}
+
+/// CPU time this process has used so far, all its threads, user and system
+/// (`getrusage(RUSAGE_SELF)`).
+pub fn process_cpu_time() -> Duration {
+    rusage_time(nix::sys::resource::UsageWho::RUSAGE_SELF)
+}
+
+/// CPU time used so far by this process's children that have been reaped
+/// (`getrusage(RUSAGE_CHILDREN)`): a child's CPU time counts once it is waited for.
+pub fn children_cpu_time() -> Duration {
+    rusage_time(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+fn rusage_time(who: nix::sys::resource::UsageWho) -> Duration {
+    // getrusage fails only for an invalid `who`; then nothing was measured.
+    nix::sys::resource::getrusage(who).map_or(Duration::ZERO, |usage| {
+        let micros = |t: nix::sys::time::TimeVal| t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64;
+        Duration::from_micros(micros(usage.user_time()) + micros(usage.system_time()))
+    })
+}
+
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`).
+pub fn thread_cpu_time() -> Duration {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map_or(Duration::ZERO, Duration::from)
+}
+
+/// How busy every core of the machine has been since boot, from the first
+/// line of `/proc/stat`: (busy ticks, all ticks). Time stolen by a hypervisor
+/// counts as busy: it was not ours to use.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_proc_stat(&text)
+}
+
+/// Parses the `cpu` line of `/proc/stat` into (busy ticks, all ticks).
+pub fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]: the
+    // guest times are already inside user and nice.
+    let all: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((all - idle, all))
+}
+
+/// A stretch of work, measured for what it received: wall time, this
+/// process's CPU time (and its reaped children's), and how busy the machine was.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuWindow {
+    wall: Instant,
+    cpu: Duration,
+    children: Duration,
+    machine: Option<(u64, u64)>,
+}
+
+/// What a [`CpuWindow`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuShare {
+    pub wall: Duration,
+    /// CPU time of this process and of the children reaped in the window.
+    pub cpu: Duration,
+    /// Cores in use on the whole machine on average, this process included
+    /// (`None` where `/proc/stat` cannot be read).
+    pub machine_busy_cores: Option<f64>,
+    /// The cores the machine has (for what was left free).
+    pub machine_cores: usize,
+}
+
+impl CpuWindow {
+    pub fn start() -> Self {
+        CpuWindow {
+            wall: Instant::now(),
+            cpu: process_cpu_time(),
+            children: children_cpu_time(),
+            machine: machine_ticks(),
+        }
+    }
+
+    pub fn stop(&self) -> CpuShare {
+        let wall = self.wall.elapsed();
+        let cpu =
+            process_cpu_time().saturating_sub(self.cpu) + children_cpu_time().saturating_sub(self.children);
+        let machine_cores = online_cores();
+        let machine_busy_cores = match (self.machine, machine_ticks()) {
+            (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
+                Some((busy1 - busy0) as f64 / (all1 - all0) as f64 * machine_cores as f64)
+            }
+            _ => None,
+        };
+        CpuShare { wall, cpu, machine_busy_cores, machine_cores }
+    }
+}
+
+/// The cores the machine has online, whatever this process may use.
+fn online_cores() -> usize {
+    std::fs::read_to_string("/proc/stat")
+        .map(|text| text.lines().filter(|l| l.starts_with("cpu") && !l.starts_with("cpu ")).count())
+        .ok()
+        .filter(|&n| n > 0)
+        .unwrap_or_else(cores)
+}
+
+impl CpuShare {
+    /// The cores this work received on average: its CPU time over its wall time.
+    pub fn cores_received(&self) -> f64 {
+        self.cpu.as_secs_f64() / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The cores other programs kept busy on average (from `/proc/stat`).
+    pub fn others_busy_cores(&self) -> Option<f64> {
+        self.machine_busy_cores.map(|busy| (busy - self.cores_received()).max(0.0))
+    }
+
+    /// `Ok(())` if the work received at least `needed` cores on average;
+    /// otherwise the reason, in words, for an inconclusive verdict:
+    /// "the 2 threads received 1.10 cores of the 1.60 needed; other programs
+    /// kept 1.8 cores busy".
+    pub fn received_at_least(&self, needed: f64, who: &str) -> Result<(), String> {
+        let got = self.cores_received();
+        if got >= needed {
+            return Ok(());
+        }
+        let others = match self.others_busy_cores() {
+            Some(others) => format!("; other programs kept {others:.1} of {} cores busy", self.machine_cores),
+            None => String::new(),
+        };
+        Err(format!("{who} received {got:.2} cores of the {needed:.2} needed{others}"))
+    }
 }
 
 /// Resident memory of one process, in bytes.
@@ -150,6 +285,47 @@ mod tests {
         let memory = Memory { rss_bytes: 4096 * 1024, pss_bytes: 1024 * 1024, private_bytes: 116 * 1024 };
         assert_eq!(parse_smaps_rollup(text).unwrap(), memory);
         assert!(parse_smaps_rollup("Rss: 1 kB\n").is_err());
+    }
+
+    #[test]
+    fn parses_proc_stat() {
+        let text = "cpu  100 5 50 800 20 3 2 10 7 0\ncpu0 50 2 25 400 10 1 1 5 3 0\n";
+        assert_eq!(parse_proc_stat(text), Some((170, 990)));
+        assert_eq!(parse_proc_stat("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_share_below_what_is_needed_says_why() {
+        let share = CpuShare {
+            wall: Duration::from_secs(1),
+            cpu: Duration::from_millis(1100),
+            machine_busy_cores: Some(2.0),
+            machine_cores: 2,
+        };
+        assert!((share.cores_received() - 1.1).abs() < 1e-9);
+        assert_eq!(share.received_at_least(1.0, "the 2 threads"), Ok(()));
+        assert_eq!(
+            share.received_at_least(1.6, "the 2 threads"),
+            Err("the 2 threads received 1.10 cores of the 1.60 needed; other programs kept 0.9 of 2 cores busy"
+                .to_string())
+        );
+    }
+
+    #[test]
+    fn busy_threads_are_seen_in_cpu_time() {
+        let window = CpuWindow::start();
+        let thread_before = thread_cpu_time();
+        let deadline = Instant::now() + Duration::from_millis(50);
+        let mut spins = 0u64;
+        while Instant::now() < deadline {
+            spins = std::hint::black_box(spins + 1);
+        }
+        let share = window.stop();
+        // The spinning thread ran for most of its 50 ms unless the machine
+        // was very busy; at the least it ran for some of it.
+        assert!(thread_cpu_time() > thread_before);
+        assert!(share.cpu > Duration::ZERO && share.wall >= Duration::from_millis(50));
+        assert!(share.cores_received() > 0.0);
     }
 
     #[cfg(target_os = "linux")]

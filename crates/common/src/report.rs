@@ -3,7 +3,7 @@
 //! A lesson fills one [`Report`]: its parameters, its figures (each one
 //! experiment's value of one metric, with a unit), and its claims (each with a
 //! verdict computed from those figures and the evidence for it). The report
-//! then renders itself in the shape `DESIGN.md` fixes for every lesson:
+//! then renders itself in the shape `ARCHITECTURE.md` fixes for every lesson:
 //!
 //! ```text
 //! race-condition: unsynchronized read-modify-write loses updates
@@ -114,8 +114,23 @@ pub enum Verdict {
     Holds,
     /// What was measured contradicts it.
     DoesNotHold,
+    /// The experiment ran, but did not get what the claim needs to be tested
+    /// (free cores, say): neither a pass nor a failure, and the reason says why.
+    Inconclusive,
     /// The claim could not be tested on this run (no `python3`, one core, ...).
     Skipped,
+}
+
+impl Verdict {
+    /// The verdict as JSON and the xtask name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Holds => "holds",
+            Verdict::DoesNotHold => "does not hold",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::Skipped => "skipped",
+        }
+    }
 }
 
 /// A statement the lesson checks against this run's measurements.
@@ -126,6 +141,8 @@ pub struct Claim {
     pub verdict: Verdict,
     /// The measured figures the verdict rests on, in words.
     pub evidence: String,
+    /// Why the claim was not tested (inconclusive or skipped).
+    pub reason: Option<String>,
 }
 
 impl Claim {
@@ -141,6 +158,43 @@ impl Claim {
             statement: statement.into(),
             verdict: if holds { Verdict::Holds } else { Verdict::DoesNotHold },
             evidence: evidence.into(),
+            reason: None,
+        }
+    }
+
+    /// A claim checked only if its precondition was met in this run: `met`
+    /// is `Ok(())`, or `Err(reason)` when the experiment did not get what the
+    /// claim needs ("the 2 threads received 1.1 cores; other programs held
+    /// the rest"). An unmet precondition makes the claim inconclusive whatever
+    /// the figures say: a bound that held without its precondition proves
+    /// nothing either.
+    pub fn check_given(
+        id: impl Into<String>,
+        statement: impl Into<String>,
+        met: Result<(), String>,
+        holds: bool,
+        evidence: impl Into<String>,
+    ) -> Self {
+        let claim = Claim::check(id, statement, holds, evidence);
+        match met {
+            Ok(()) => claim,
+            Err(reason) => Claim { verdict: Verdict::Inconclusive, reason: Some(reason), ..claim },
+        }
+    }
+
+    /// A claim this run tested but could not decide, and why.
+    pub fn inconclusive(
+        id: impl Into<String>,
+        statement: impl Into<String>,
+        reason: impl Into<String>,
+        evidence: impl Into<String>,
+    ) -> Self {
+        Claim {
+            id: id.into(),
+            statement: statement.into(),
+            verdict: Verdict::Inconclusive,
+            evidence: evidence.into(),
+            reason: Some(reason.into()),
         }
     }
 
@@ -174,13 +228,22 @@ impl Claim {
 
     /// A claim this run could not test, and why.
     pub fn skipped(id: impl Into<String>, statement: impl Into<String>, why: impl Into<String>) -> Self {
-        Claim { id: id.into(), statement: statement.into(), verdict: Verdict::Skipped, evidence: why.into() }
+        let why = why.into();
+        Claim {
+            id: id.into(),
+            statement: statement.into(),
+            verdict: Verdict::Skipped,
+            evidence: why.clone(),
+            reason: Some(why),
+        }
     }
 
-    fn mark(&self) -> &'static str {
+    /// The verdict's mark in the text report.
+    pub fn mark(&self) -> &'static str {
         match self.verdict {
             Verdict::Holds => "✔",
             Verdict::DoesNotHold => "✘",
+            Verdict::Inconclusive => "?",
             Verdict::Skipped => "–",
         }
     }
@@ -188,15 +251,18 @@ impl Claim {
 
 impl Serialize for Claim {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        // `holds` is true or false when the claim was tested, null when skipped.
+        // `holds` is true or false when the claim was decided, null when it
+        // was inconclusive or skipped; `verdict` names which.
         let holds = match self.verdict {
             Verdict::Holds => Some(true),
             Verdict::DoesNotHold => Some(false),
-            Verdict::Skipped => None,
+            Verdict::Inconclusive | Verdict::Skipped => None,
         };
-        let mut map = serializer.serialize_map(Some(4))?;
+        let mut map = serializer.serialize_map(Some(6))?;
         map.serialize_entry("id", &self.id)?;
         map.serialize_entry("holds", &holds)?;
+        map.serialize_entry("verdict", self.verdict.name())?;
+        map.serialize_entry("reason", &self.reason)?;
         map.serialize_entry("statement", &self.statement)?;
         map.serialize_entry("evidence", &self.evidence)?;
         map.end()
@@ -373,16 +439,24 @@ impl Report {
         text
     }
 
-    /// The report for a human: title, host and parameters, one aligned table
-    /// per [`Report::table`], notes, then one line per claim.
+    /// The report for a human, wrapped to the terminal's width (80 columns
+    /// when stdout is not a terminal): see [`Report::to_text_width`].
     pub fn to_text(&self) -> String {
+        self.to_text_width(text_width())
+    }
+
+    /// The report for a human: title, host and parameters, one aligned table
+    /// per [`Report::table`], notes, then one line per claim. Prose (the
+    /// parameters, notes and verdicts) wraps at `width` columns; a table's
+    /// rows do not (a lesson keeps its tables within 80 columns).
+    pub fn to_text_width(&self, width: usize) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{}: {}", self.lesson, self.claim);
-        let _ = writeln!(
-            out,
-            "host    cores={} os={} profile={}",
-            self.host.cores, self.host.os, self.host.profile
-        );
+        out.push_str(&wrap(&format!("{}: {}", self.lesson, self.claim), width, 2));
+        out.push_str(&wrap(
+            &format!("host    cores={} os={} profile={}", self.host.cores, self.host.os, self.host.profile),
+            width,
+            8,
+        ));
         if !self.params.0.is_empty() {
             let params: Vec<String> = self
                 .params
@@ -393,7 +467,7 @@ impl Report {
                     other => format!("{name}={other}"),
                 })
                 .collect();
-            let _ = writeln!(out, "params  {}", params.join(" "));
+            out.push_str(&wrap(&format!("params  {}", params.join(" ")), width, 8));
         }
         for (index, title) in self.tables.iter().enumerate() {
             let figures: Vec<&Figure> = self.figures.iter().filter(|f| f.table == index).collect();
@@ -402,26 +476,74 @@ impl Report {
             }
             out.push('\n');
             if !title.is_empty() {
-                let _ = writeln!(out, "{title}");
+                out.push_str(&wrap(title, width, 0));
             }
             out.push_str(&render_table(&figures));
         }
         if !self.notes.is_empty() {
             out.push('\n');
             for note in &self.notes {
-                let _ = writeln!(out, "{note}");
+                out.push_str(&wrap(note, width, 2));
             }
         }
         if !self.claims.is_empty() {
             out.push('\n');
             for claim in &self.claims {
-                let _ =
-                    writeln!(out, "{} {}  {}: {}", claim.mark(), claim.id, claim.statement, claim.evidence);
+                let line = match (&claim.verdict, &claim.reason) {
+                    (Verdict::Inconclusive, Some(reason)) => format!(
+                        "{} {}  inconclusive: {}: {} ({})",
+                        claim.mark(),
+                        claim.id,
+                        claim.statement,
+                        reason,
+                        claim.evidence
+                    ),
+                    _ => format!("{} {}  {}: {}", claim.mark(), claim.id, claim.statement, claim.evidence),
+                };
+                out.push_str(&wrap(&line, width, 2));
             }
         }
         let _ = writeln!(out, "\nelapsed {:.2} s", self.started.elapsed().as_secs_f64());
         out
     }
+}
+
+/// The width human output wraps at: the terminal's, when stdout is one
+/// (`COLUMNS` is not exported to programs by most shells, so ask the
+/// terminal), else 80 columns.
+pub fn text_width() -> usize {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map_or(80, |(terminal_size::Width(columns), _)| usize::from(columns))
+        .max(40)
+}
+
+/// `text` as lines of at most `width` characters, broken at spaces, every
+/// line after the first indented by `indent` spaces; each line ends with a
+/// newline. A word longer than a line stays whole.
+pub fn wrap(text: &str, width: usize, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    let mut started = false;
+    // Splitting at single spaces keeps runs of spaces ("id  statement") as
+    // empty words, so a line that fits comes out exactly as it went in.
+    for word in text.split(' ') {
+        if !started {
+            line.push_str(word);
+            started = true;
+        } else if word.is_empty() || line.chars().count() + 1 + word.chars().count() <= width {
+            line.push(' ');
+            line.push_str(word);
+        } else if line.trim().is_empty() {
+            line.push_str(word);
+        } else {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = format!("{:indent$}{word}", "");
+        }
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
 }
 
 /// Pivots figures into rows (experiments, in the order first seen) and
@@ -493,6 +615,13 @@ mod tests {
         report.figure("locked", "time", 12.345, "ns");
         report.claim(Claim::check("lost", "updates were lost", 7 > 0, "7 of 100"));
         report.claim(Claim::skipped("python", "python is slower", "no python3"));
+        report.claim(Claim::check_given(
+            "scale",
+            "threads scale",
+            Err("got 1.1 cores".into()),
+            false,
+            "1.2x",
+        ));
         report
     }
 
@@ -508,7 +637,13 @@ mod tests {
         assert!(v["results"][0].get("key").is_none());
         assert_eq!(v["results"][3]["value"], 12.345);
         assert_eq!(v["claims"][0]["holds"], true);
+        assert_eq!(v["claims"][0]["verdict"], "holds");
+        assert!(v["claims"][0]["reason"].is_null());
         assert!(v["claims"][1]["holds"].is_null());
+        assert_eq!(v["claims"][1]["verdict"], "skipped");
+        assert!(v["claims"][2]["holds"].is_null());
+        assert_eq!(v["claims"][2]["verdict"], "inconclusive");
+        assert_eq!(v["claims"][2]["reason"], "got 1.1 cores");
         assert!(v["host"]["cores"].as_u64().unwrap() >= 1);
         assert!(v["elapsed_s"].as_f64().unwrap() >= 0.0);
     }
@@ -522,6 +657,15 @@ mod tests {
         let never = Claim::remeasured("a", "s", 2, |k| Ok((false, format!("try {k}")))).unwrap();
         assert_eq!(never.verdict, Verdict::DoesNotHold);
         assert_eq!(never.evidence, "did not hold in 2 attempts (try 1; try 2)");
+    }
+
+    #[test]
+    fn an_unmet_precondition_makes_any_figure_inconclusive() {
+        for holds in [true, false] {
+            let claim = Claim::check_given("c", "s", Err("busy".into()), holds, "e");
+            assert_eq!((claim.verdict, claim.reason.as_deref()), (Verdict::Inconclusive, Some("busy")));
+        }
+        assert_eq!(Claim::check_given("c", "s", Ok(()), false, "e").verdict, Verdict::DoesNotHold);
     }
 
     #[test]
@@ -540,6 +684,17 @@ mod tests {
         assert!(text.contains("costs\nexperiment  time\n              ns\nlocked      12.3\n"));
         assert!(text.contains("✔ lost  updates were lost: 7 of 100\n"));
         assert!(text.contains("– python  python is slower: no python3\n"));
+        assert!(text.contains("? scale  inconclusive: threads scale: got 1.1 cores (1.2x)\n"), "{text}");
+    }
+
+    #[test]
+    fn prose_wraps_with_a_hanging_indent() {
+        assert_eq!(wrap("✔ id  one two three four", 12, 2), "✔ id  one\n  two three\n  four\n");
+        assert_eq!(wrap("params  a=1 b=2", 80, 8), "params  a=1 b=2\n");
+        assert_eq!(wrap("short", 80, 2), "short\n");
+        assert_eq!(wrap("a averyveryverylongword b", 8, 2), "a\n  averyveryverylongword\n  b\n");
+        let text = sample().to_text_width(40);
+        assert!(text.lines().all(|line| line.chars().count() <= 40 || !line.contains(' ')), "{text}");
     }
 
     #[test]
