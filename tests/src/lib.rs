@@ -245,24 +245,23 @@ pub fn figure(report: &Value, experiment: &str, metric: &str) -> f64 {
 /// The verdict of claim `id`: `Some(true)` holds, `Some(false)` does not,
 /// `None` inconclusive or skipped (see [`verdict_name`]).
 pub fn verdict(report: &Value, id: &str) -> Option<bool> {
-    let claim = report["claims"]
-        .as_array()
-        .expect("claims")
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no claim {id} in {report}"));
-    claim["holds"].as_bool()
+    claim(report, id)["holds"].as_bool()
 }
 
 /// The verdict of claim `id` by name: "holds", "does not hold", "inconclusive" or "skipped".
 pub fn verdict_name(report: &Value, id: &str) -> String {
-    let claim = report["claims"]
+    let claim = claim(report, id);
+    claim["verdict"].as_str().unwrap_or_else(|| panic!("claim {id} has no verdict: {claim}")).to_string()
+}
+
+/// Claim `id` of the report.
+pub fn claim<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["claims"]
         .as_array()
         .expect("claims")
         .iter()
         .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no claim {id} in {report}"));
-    claim["verdict"].as_str().unwrap_or_else(|| panic!("claim {id} has no verdict: {claim}")).to_string()
+        .unwrap_or_else(|| panic!("no claim {id} in {report}"))
 }
 
 /// The workspace root (this package lives in `<root>/tests`).
