@@ -6,117 +6,87 @@
 //! loop over it forever, call `task_done()` after each item and `join()` to
 //! wait until all of it is done; the program then ends, and the daemon
 //! threads die with it. This lesson builds that queue on a crossbeam channel
-//! with a pending count beside it, and runs three experiments. (1) W workers
-//! take I items, and `join` is checked to return only once every item has
-//! been done exactly once. (2) In a child process, workers write their
-//! results through buffered writers, and the child's `main` returns right
-//! after `join`, as a Python program ends with daemon threads still alive:
-//! the parent counts what reached the file. (3) The same child, but it closes
-//! the queue and joins its workers before returning: every result arrives.
-//! Last, the queue's throughput with 1 and W workers, for tiny items.
+//! with a pending count beside it. Its lab (src/lab.rs) runs three
+//! experiments: W workers take I items, and `join` is checked to return only
+//! once every item has been done exactly once; then, in a child process,
+//! workers write their results through buffered writers and the child ends
+//! right after `join`, as a Python program ends with daemon threads still
+//! alive, and the parent counts what reached the file; last, the same child
+//! closes the queue and joins its workers before it ends, and every result
+//! arrives. The queue's throughput with 1 and W workers, for tiny items, is
+//! measured for comparison.
 //!
 //! Run:
 //!
 //! ```text
 //! cargo run -p daemon-workers
 //! cargo run --release -p daemon-workers -- --workers 4 --items 100 --work-ms 5
-//! cargo run -p daemon-workers -- --help
 //! ```
 //!
 //! A run on 2 cores (release):
 //!
 //! ```text
-//! daemon-workers: join returns when every item is done; daemon workers lose unwritten work; closing the queue loses nothing
+//! daemon-workers: join returns when every item is done; daemon workers lose
+//!   unwritten work; closing the queue loses nothing
 //! host    cores=2 os=linux profile=release
 //! params  workers=10 items=20 work_ms=10 messages=1000000
 //!
 //! experiment  items  done at join  join waited
 //!             items         items           ms
-//! 1: join        20            20         20.3
+//! join           20            20         20.4
 //!
-//! experiment         items  results in file     lost
-//!                    items          results  results
-//! 2: daemon exit        20                0       20
-//! 3: close and join     20               20        0
+//! experiment      items  results in file     lost
+//!                 items          results  results
+//! daemon exit        20                0       20
+//! close and join     20               20        0
 //!
 //! queue throughput, tiny items (put, get, task_done, join)
 //! experiment    throughput
 //!                M items/s
-//! 1 worker(s)         4.02
-//! 10 worker(s)        3.07
+//! 1 worker(s)         17.4
+//! 10 worker(s)        16.3
 //!
-//! For comparison, CPython 3.11's queue.Queue with task_done and join moved about 0.1 M items/s between two threads on the 2-core machine this lesson was written on.
+//! For comparison, CPython 3.11's queue.Queue with task_done and join moved about
+//!   0.1 M items/s between two threads on the 2-core machine this lesson was
+//!   written on.
 //!
-//! ✔ join-waits  join returned only after every item was done, each exactly once: when join returned: 20/20 items done once, 0 more than once; it waited 20.3 ms
-//! ✔ daemon-exit-loses  ending the program with the workers still running lost results: 20 of 20 results never reached the file
-//! ✔ clean-shutdown-keeps-all  closing the queue and joining the workers lost no result: 20 of 20 results in the file, each item once
+//! ✔ join-waits  join returned only after every item was done, each exactly once:
+//!   when join returned: 20/20 items done once, 0 more than once; it waited 20.4 ms
+//! ✔ daemon-exit-loses  ending the program with the workers still running lost
+//!   results: 20 of 20 results never reached the file
+//! ✔ clean-shutdown-keeps-all  closing the queue and joining the workers lost no
+//!   result: 20 of 20 results in the file, each item once
 //!
-//! elapsed 0.64 s
+//! elapsed 0.19 s
 //! ```
 //!
 //! The times and the throughput vary with the machine and its load; the
 //! counts do not.
 //!
 //! See also: `sender-receiver` (stopping a worker by signal, event or drop),
-//! `condition-variable` (the wait under `join`), `pool-map`.
+//! `io-bound` (a fixed pool of threads over a channel of URLs).
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+// tidy: longer than 300 lines because the loom model that proves `Pending`
+// over every interleaving (30 lines) stays beside the code it checks.
+
+use std::fs::OpenOptions;
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU32;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
-use clap::Parser;
-use common::child::{ChildProcess, play_role, spawn_self};
-use common::cleanup::TempDir;
-use common::cli::{CommonArgs, finish, parse};
-use common::{Claim, Report};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 // The pending count's lock and condition variable come through this switch
-// so that the loom model at the end of this file checks the very `Pending`
-// the lesson runs. Outside the model they are the std types.
+// so that the loom model at the end checks the very `Pending` the lesson runs.
+// Outside the model they are the std types.
 #[cfg(loom)]
 use loom::sync::{Condvar, Mutex};
 #[cfg(not(loom))]
 use std::sync::{Condvar, Mutex};
 
-/// A work queue with task_done/join: join waits for every item; daemon
-/// workers lose unwritten work; a closed channel shuts down cleanly.
-#[derive(Parser, Debug)]
-#[command(name = "daemon-workers", version)]
-struct Args {
-    #[command(flatten)]
-    common: CommonArgs,
-
-    /// Worker threads that take items from the queue.
-    #[arg(long, value_name = "N", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=1024))]
-    workers: u32,
-
-    /// Items put on the queue in experiments 1 to 3.
-    #[arg(long, value_name = "N", default_value_t = 20,
-          value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    items: u32,
-
-    /// Milliseconds of work per item (a sleep, standing in for I/O).
-    #[arg(long, value_name = "MS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(0..=1000))]
-    work_ms: u64,
-
-    /// Tiny items pushed through the queue to measure its throughput
-    /// [default: 1000000, 50000 with --quick].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
-    messages: Option<u64>,
-}
-
-// ---------------------------------------------------------------------------
 // The queue: a channel for the items, a pending count for task_done/join.
-// ---------------------------------------------------------------------------
 
 /// How many items have been put and not yet marked done, and a condition
 /// variable to wait for that number to reach zero.
@@ -168,10 +138,17 @@ struct WorkQueue<T> {
 }
 
 /// A worker's end of the queue: `get` and `task_done`. Cloned for each worker.
-#[derive(Clone)]
 struct WorkerEnd<T> {
     receiver: Receiver<T>,
     pending: Arc<Pending>,
+}
+
+// Written out rather than derived: a derive would ask for `T: Clone`, and
+// the items are never cloned, only the ends of the channel.
+impl<T> Clone for WorkerEnd<T> {
+    fn clone(&self) -> Self {
+        WorkerEnd { receiver: self.receiver.clone(), pending: Arc::clone(&self.pending) }
+    }
 }
 
 fn work_queue<T>() -> (WorkQueue<T>, WorkerEnd<T>) {
@@ -205,202 +182,56 @@ impl<T> WorkerEnd<T> {
     }
 }
 
-// ---------------------------------------------------------------------------
-// The lesson.
-// ---------------------------------------------------------------------------
+// The workers, as the notes start them: they loop over the queue forever.
 
-fn main() -> ExitCode {
-    // A child process started by experiments 2 and 3 plays its role and exits.
-    if let Some(code) = play_role(child_main) {
-        return code;
-    }
-    let args: Args = parse();
-    common::cleanup::install();
-    finish(&args.common, run(&args))
+/// Starts `workers` threads that each take an item, `work` on it and mark it
+/// done, over and over. Nothing in the loop ever decides to stop: like the
+/// notes' daemon threads, they would wait for the next item forever. The only
+/// way out is the queue closing (the returned `WorkQueue` dropped), which
+/// makes `get` return `None`.
+fn start_workers<T: Send + 'static>(
+    workers: usize,
+    work: impl Fn(T) + Send + Sync + 'static,
+) -> (WorkQueue<T>, Vec<JoinHandle<()>>) {
+    let (queue, worker_end) = work_queue();
+    let work = Arc::new(work);
+    let handles = (0..workers)
+        .map(|_| {
+            let (worker_end, work) = (worker_end.clone(), Arc::clone(&work));
+            thread::spawn(move || {
+                while let Some(item) = worker_end.get() {
+                    work(item);
+                    worker_end.task_done();
+                }
+            })
+        })
+        .collect();
+    (queue, handles)
 }
 
-fn run(args: &Args) -> anyhow::Result<Report> {
-    let workers = args.workers as usize;
-    let items = args.items;
-    let work = Duration::from_millis(args.work_ms);
-    // A million tiny items take about a second through the queue on 2 cores.
-    let messages = args.messages.unwrap_or(args.common.pick(1_000_000, 50_000));
+// What a daemon loses: work that is done but not yet written out.
 
-    let mut report = common::lesson_report!();
-    report
-        .param("workers", workers)
-        .param("items", items)
-        .param("work_ms", args.work_ms)
-        .param("messages", messages);
+/// A writer thread's handle: joining it says whether its writes and its
+/// last flush went well.
+type Writer = JoinHandle<std::io::Result<()>>;
 
-    // Experiment 1: join.
-    let joined = join_waits_for_every_item(workers, items, work);
-    let e1 = "1: join";
-    report.figure(e1, "items", items, "items");
-    report.figure(e1, "done at join", joined.done_once, "items");
-    report.figure(e1, "join waited", joined.waited.as_secs_f64() * 1e3, "ms");
-    report.claim(Claim::check(
-        "join-waits",
-        "join returned only after every item was done, each exactly once",
-        joined.done_once == items && joined.done_twice == 0,
-        format!(
-            "when join returned: {}/{items} items done once, {} more than once; it waited {:.1} ms",
-            joined.done_once,
-            joined.done_twice,
-            joined.waited.as_secs_f64() * 1e3
-        ),
-    ));
-
-    // Experiments 2 and 3: the same child, ending two ways.
-    report.table("");
-    let scratch = TempDir::new("daemon-workers")?;
-    let mut kept = Vec::new();
-    for (experiment, ending) in [("2: daemon exit", "daemon-exit"), ("3: close and join", "close-and-join")] {
-        let results = scratch.path().join(format!("{ending}.txt"));
-        let written = run_child(ending, workers, items, args.work_ms, &results)?;
-        report.figure(experiment, "items", items, "items");
-        report.figure(experiment, "results in file", written, "results");
-        report.figure(experiment, "lost", u64::from(items) - written, "results");
-        if ending == "daemon-exit" {
-            report.key();
-        }
-        kept.push(written);
-    }
-    let (daemon_kept, clean_kept) = (kept[0], kept[1]);
-    let lost = u64::from(items) - daemon_kept;
-    report.claim(Claim::check(
-        "daemon-exit-loses",
-        "ending the program with the workers still running lost results",
-        lost > 0,
-        format!("{lost} of {items} results never reached the file"),
-    ));
-    report.claim(Claim::check(
-        "clean-shutdown-keeps-all",
-        "closing the queue and joining the workers lost no result",
-        clean_kept == u64::from(items),
-        format!("{clean_kept} of {items} results in the file, each item once"),
-    ));
-
-    // Throughput, for context.
-    report.table("queue throughput, tiny items (put, get, task_done, join)");
-    for team in [1, workers] {
-        let rate = queue_throughput(team, messages);
-        report.figure(format!("{team} worker(s)"), "throughput", rate / 1e6, "M items/s");
-    }
-    report.note(
-        "For comparison, CPython 3.11's queue.Queue with task_done and join moved about 0.1 M items/s \
-         between two threads on the 2-core machine this lesson was written on.",
-    );
-    Ok(report)
-}
-
-/// What experiment 1 saw at the moment `join` returned.
-struct Joined {
-    /// Items done exactly once.
-    done_once: u32,
-    /// Items done more than once (none, if the queue is right).
-    done_twice: u32,
-    /// How long `join` blocked.
-    waited: Duration,
-}
-
-/// Experiment 1: W workers loop forever over the queue, like the notes'
-/// daemon threads; `join` must return only when all I items are done.
-fn join_waits_for_every_item(workers: usize, items: u32, work: Duration) -> Joined {
-    let (queue, worker_end) = work_queue::<usize>();
-    // One counter per item: how many times a worker finished it.
-    let finished: Arc<Vec<AtomicU32>> = Arc::new((0..items).map(|_| AtomicU32::new(0)).collect());
-    let mut handles = Vec::new();
-    for _ in 0..workers {
-        let worker_end = worker_end.clone();
-        let finished = Arc::clone(&finished);
-        handles.push(thread::spawn(move || {
-            while let Some(item) = worker_end.get() {
-                thread::sleep(work);
-                finished[item].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                worker_end.task_done();
-            }
-        }));
-    }
-    drop(worker_end);
-    for item in 0..items as usize {
-        queue.put(item);
-    }
-    let started = Instant::now();
-    queue.join();
-    let waited = started.elapsed();
-    // Read the counters right after join, before anything else can happen.
-    let counts: Vec<u32> = finished.iter().map(|c| c.load(std::sync::atomic::Ordering::SeqCst)).collect();
-    // These workers would wait forever, as daemons do. Here, closing the
-    // queue (dropping its last sender) lets them leave their loop, so the
-    // lesson does not keep idle threads around for the experiments that follow.
-    drop(queue);
-    for handle in handles {
-        handle.join().expect("workers do not panic");
-    }
-    Joined {
-        done_once: counts.iter().filter(|&&c| c == 1).count() as u32,
-        done_twice: counts.iter().filter(|&&c| c > 1).count() as u32,
-        waited,
-    }
-}
-
-/// Experiments 2 and 3, parent side: run the child with `ending`, and count
-/// the distinct results it left in `results`.
-fn run_child(ending: &str, workers: usize, items: u32, work_ms: u64, results: &Path) -> anyhow::Result<u64> {
-    let child_args =
-        [workers.to_string(), items.to_string(), work_ms.to_string(), results.display().to_string()];
-    let child: ChildProcess = spawn_self(ending, &child_args.map(Into::into), |_| {})?;
-    let status = child.wait()?;
-    ensure!(status.success(), "the {ending} child failed: {status}");
-    let mut seen = std::collections::BTreeSet::new();
-    if results.exists() {
-        let file = File::open(results).with_context(|| format!("opening {}", results.display()))?;
-        for line in BufReader::new(file).lines() {
-            let line = line.with_context(|| format!("reading {}", results.display()))?;
-            let item: u32 = line
-                .split_whitespace()
-                .next()
-                .and_then(|w| w.parse().ok())
-                .with_context(|| format!("a malformed result line: {line:?}"))?;
-            ensure!(item < items && seen.insert(item), "item {item} was written twice or is out of range");
-        }
-    }
-    Ok(seen.len() as u64)
-}
-
-/// Experiments 2 and 3, child side. Both put `items` items on a queue served
-/// by `workers` workers, each writing its results through its own buffered
-/// writer, and `join`. Then:
-/// - `daemon-exit` ends the process at once. The workers, still blocked on
-///   the queue, die with it, as Python's daemon threads do; their buffers
-///   are never flushed.
-/// - `close-and-join` drops the queue, which closes the channel: each worker
-///   drains it, leaves its loop, flushes its writer and returns; `main` joins
-///   them before returning.
-fn child_main(ending: &str, role_args: &[String]) -> anyhow::Result<()> {
-    let [workers, items, work_ms, path] = role_args else {
-        bail!("the {ending} role takes 4 arguments, got {role_args:?}");
-    };
-    let workers: usize = workers.parse().context("workers")?;
-    let items: usize = items.parse().context("items")?;
-    let work = Duration::from_millis(work_ms.parse().context("work_ms")?);
-    let path = PathBuf::from(path);
-
+/// Starts `workers` workers that write one line per item to `path`, each
+/// through its own buffered writer. 64 KiB of buffer holds all of a worker's
+/// results, so they reach the file only when the writer is flushed: when the
+/// worker leaves its loop.
+fn start_writers(
+    workers: usize,
+    work: Duration,
+    path: &Path,
+) -> std::io::Result<(WorkQueue<usize>, Vec<Writer>)> {
     let (queue, worker_end) = work_queue::<usize>();
     let mut handles = Vec::new();
     for worker in 0..workers {
         // Append mode: each flush is one write at the end of the file, so
         // the workers' lines never overwrite each other.
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
         let worker_end = worker_end.clone();
         handles.push(thread::spawn(move || -> std::io::Result<()> {
-            // 64 KiB of buffer holds all of a worker's results, so they reach
-            // the file only when the writer is flushed: when the worker ends.
             let mut out = BufWriter::with_capacity(64 * 1024, file);
             while let Some(item) = worker_end.get() {
                 thread::sleep(work);
@@ -410,58 +241,58 @@ fn child_main(ending: &str, role_args: &[String]) -> anyhow::Result<()> {
             out.flush()
         }));
     }
-    drop(worker_end);
+    Ok((queue, handles))
+}
+
+/// The problem: every item is done and every result sits in a worker's
+/// buffer when `join` returns. The program ends here, as a Python program
+/// ends when its main thread is done: `exit` stops the process with its
+/// threads, at once, and no buffer is flushed. (Returning would first drop
+/// `queue`, which closes the channel and lets the workers race to flush
+/// before the process is gone: a loss that changes from run to run instead
+/// of this certain one.)
+fn daemon_exit(workers: usize, items: usize, work: Duration, path: &Path) -> std::io::Result<()> {
+    let (queue, _writers) = start_writers(workers, work, path)?;
     for item in 0..items {
         queue.put(item);
     }
     queue.join();
-
-    match ending {
-        // Every item is done and every result sits in a worker's buffer.
-        // The program ends here, as a Python program ends when its main
-        // thread is done: `exit` stops the process with its threads, at once.
-        // (Returning would first drop `queue`, which closes the channel and
-        // lets the workers race to flush before the process is gone: a loss
-        // that changes from run to run instead of this certain one.)
-        "daemon-exit" => std::process::exit(0),
-        "close-and-join" => {
-            drop(queue);
-            for handle in handles {
-                handle.join().expect("workers do not panic").context("writing results")?;
-            }
-            Ok(())
-        }
-        other => bail!("unknown role {other}"),
-    }
+    std::process::exit(0)
 }
 
-/// Items per second through the queue, `put` to `task_done`, with `workers`
-/// workers and `messages` tiny items.
-fn queue_throughput(workers: usize, messages: u64) -> f64 {
-    let (queue, worker_end) = work_queue::<u64>();
-    let handles: Vec<_> = (0..workers)
-        .map(|_| {
-            let worker_end = worker_end.clone();
-            thread::spawn(move || {
-                while let Some(item) = worker_end.get() {
-                    std::hint::black_box(item);
-                    worker_end.task_done();
-                }
-            })
-        })
-        .collect();
-    drop(worker_end);
-    let started = Instant::now();
-    for item in 0..messages {
+/// The fix: close the queue (drop its sender), so that each worker drains
+/// it, leaves its loop, flushes its writer and returns; then wait for every
+/// one of them before the program ends.
+fn close_and_join(workers: usize, items: usize, work: Duration, path: &Path) -> std::io::Result<()> {
+    let (queue, writers) = start_writers(workers, work, path)?;
+    for item in 0..items {
         queue.put(item);
     }
     queue.join();
-    let elapsed = started.elapsed();
+    // Fix: close the queue, then join every worker: its flush is its last line.
     drop(queue);
-    for handle in handles {
-        handle.join().expect("workers do not panic");
+    for writer in writers {
+        writer.join().expect("workers do not panic")?;
     }
-    messages as f64 / elapsed.as_secs_f64()
+    Ok(())
+}
+
+/// The child process's `main`, started as `--child-role ENDING WORKERS ITEMS
+/// WORK_MS PATH`, where ENDING is `daemon-exit` or `close-and-join`: the
+/// program's end is the lesson, so it needs a process of its own.
+fn child_main(ending: &str, args: &[String]) -> std::io::Result<()> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, what.to_string());
+    let [workers, items, work_ms, path] = args else {
+        return Err(bad(&format!("the {ending} role takes 4 arguments, got {args:?}")));
+    };
+    let workers = workers.parse().map_err(|_| bad("workers is not a number"))?;
+    let items = items.parse().map_err(|_| bad("items is not a number"))?;
+    let work = Duration::from_millis(work_ms.parse().map_err(|_| bad("work_ms is not a number"))?);
+    match ending {
+        "daemon-exit" => daemon_exit(workers, items, work, Path::new(path)),
+        "close-and-join" => close_and_join(workers, items, work, Path::new(path)),
+        other => Err(bad(&format!("unknown role {other}"))),
+    }
 }
 
 /// Loom runs `Pending` under every interleaving of a producer and two
@@ -499,4 +330,10 @@ mod loom_model {
             }
         });
     }
+}
+
+mod lab;
+
+fn main() -> std::process::ExitCode {
+    lab::main()
 }

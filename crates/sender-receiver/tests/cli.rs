@@ -9,8 +9,7 @@ fn lesson() -> Lesson {
     Lesson::new("sender-receiver", env!("CARGO_BIN_EXE_sender-receiver"))
 }
 
-const EXPERIMENTS: [&str; 4] =
-    ["1 process, SIGTERM", "2a thread, flag", "2b thread, select", "3 owned thread, drop"];
+const EXPERIMENTS: [&str; 4] = ["process, SIGTERM", "thread, flag", "thread, select", "owned thread, drop"];
 
 #[test]
 fn quick_run_stops_every_sender_and_its_claims_hold() {
@@ -30,13 +29,13 @@ fn quick_run_stops_every_sender_and_its_claims_hold() {
 
     // A sender blocked in a sleep sees the flag only when the sleep ends;
     // one waiting in select! is woken by the stop itself.
-    let flag = figure(&report, "2a thread, flag", "stop median");
-    let select = figure(&report, "2b thread, select", "stop median");
+    let flag = figure(&report, "thread, flag", "stop median");
+    let select = figure(&report, "thread, select", "stop median");
     assert!(flag > select, "flag {flag} ms, select {select} ms");
     assert_eq!(verdict(&report, "select-stops-sooner"), Some(true));
 
     // One more thread while the ticker ran, and none after it was dropped.
-    let threads = |metric| figure(&report, "3 owned thread, drop", metric);
+    let threads = |metric| figure(&report, "owned thread, drop", metric);
     assert_eq!(threads("running"), threads("before") + 1.0);
     assert_eq!(threads("after drop"), threads("before"));
     assert_eq!(verdict(&report, "drop-joins"), Some(true));
