@@ -17,7 +17,7 @@ fn quick_run_is_exact_and_its_claims_hold() {
             assert!(figure(&report, fix, team) > 0.0, "{fix} / {team} was timed");
         }
     }
-    let b = "B fixed: guard held across the pause";
+    let b = "guard held across the pause";
     // Three threads, one update each, nothing lost, and they took turns.
     assert_eq!(figure(&report, b, "final min"), 3.0);
     assert_eq!(figure(&report, b, "threads x pause"), 3.0 * 20.0);

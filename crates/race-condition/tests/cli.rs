@@ -15,7 +15,7 @@ fn quick_run_loses_updates_and_counts_them_exactly() {
     assert_eq!(report["params"]["threads"], 4);
     assert_eq!(report["params"]["increments"], 100000);
 
-    let a = "A: split load/store";
+    let a = "split load/store";
     let expected = figure(&report, a, "expected");
     assert_eq!(expected, 4.0 * 100000.0);
     // Whatever was lost, the counts add up: nothing is invented.
@@ -24,8 +24,9 @@ fn quick_run_loses_updates_and_counts_them_exactly() {
     assert_eq!(figure(&report, a, "lost median"), expected - median);
     assert!((1.0..=6.0).contains(&figure(&report, a, "trials lost")));
 
-    // B is exact: two threads, one update each, and one of them is lost.
-    let b = "B: read, pause, write";
+    // The read, pause, write is exact: two threads, one update each, and
+    // one of them is lost.
+    let b = "read, pause, write";
     assert_eq!(figure(&report, b, "observed min"), 1.0);
     assert_eq!(figure(&report, b, "observed median"), 1.0);
     assert_eq!(figure(&report, b, "trials lost"), 6.0);
@@ -36,7 +37,7 @@ fn one_thread_cannot_lose_an_update() {
     // A control: with nobody to race against, the same code is exact, and
     // the lesson says its claim did not hold rather than pretending.
     let report = lesson().json(&["--quick", "--threads", "1", "--trials", "3"]);
-    let a = "A: split load/store";
+    let a = "split load/store";
     assert_eq!(figure(&report, a, "observed min"), figure(&report, a, "expected"));
     assert_eq!(figure(&report, a, "trials lost"), 0.0);
     assert_eq!(verdict(&report, "lost-updates"), Some(false));

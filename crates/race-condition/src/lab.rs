@@ -1,0 +1,165 @@
+//! The experiment around the lesson: it runs each race for a number of
+//! trials, each on a fresh counter, tallies what survived against what was
+//! expected, and checks the claims against those counts.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use common::cli::CommonArgs;
+use common::measure::median_count;
+use common::{Claim, Report};
+
+use crate::{read_pause_write_trial, split_load_store_trial};
+
+#[derive(Parser, Debug)]
+#[command(name = "race-condition", version, about)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+
+    /// Threads that add to the shared counter in the split load/store.
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: u32,
+
+    /// Increments each thread makes in the split load/store [default: 500000, 100000 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    increments: Option<u64>,
+
+    /// Trials of each experiment (each one a fresh counter) [default: 20, 10 with --quick].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    trials: Option<u32>,
+
+    /// Milliseconds each thread of the read, pause, write works between its read and its write.
+    #[arg(long, value_name = "MS", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pause_ms: u64,
+}
+
+pub fn main() -> ExitCode {
+    let args: Args = common::cli::parse();
+    // No clean-up to install: the lesson starts no child process and writes no file.
+    common::cli::finish(&args.common, run(&args))
+}
+
+fn run(args: &Args) -> anyhow::Result<Report> {
+    let threads = args.threads as usize;
+    // Why 500,000 increments and a start barrier, measured on 2 cores: with
+    // the Python notes' 10,000, a release build finishes a thread's loop in
+    // tens of microseconds, about what it takes to start the next thread, so
+    // the threads barely overlap and only a few trials lose anything. A
+    // `Barrier` releases them together, and 500,000 keeps each one busy for
+    // milliseconds: long enough to overlap on both cores, and to be preempted
+    // between a read and a write when other programs keep a core busy. That
+    // lost updates in 20 of 20 trials on an idle machine (debug and release)
+    // and 18 to 20 of 20 with one or two other busy processes.
+    let increments = args.increments.unwrap_or(args.common.pick(500_000, 100_000));
+    let trials = args.trials.unwrap_or(args.common.pick(20, 10));
+    let pause = Duration::from_millis(args.pause_ms);
+
+    let mut report = common::lesson_report!();
+    report
+        .param("threads", threads)
+        .param("increments", increments)
+        .param("trials", trials)
+        .param("pause_ms", args.pause_ms);
+
+    // The split load/store: a fresh counter per trial, every thread released at once.
+    let finals: Vec<u64> = (0..trials).map(|_| split_load_store_trial(threads, increments)).collect();
+    let split = Tally::of(threads as u64 * increments, &finals);
+    split.record(&mut report, "split load/store", true);
+
+    // The read, pause, write: two threads, one update each.
+    let finals: Vec<u64> = (0..trials).map(|_| read_pause_write_trial(pause)).collect();
+    Tally::of(2, &finals).record(&mut report, "read, pause, write", false);
+
+    report.claim(lost_updates(&split, trials));
+    report.claim(read_pause_write(&finals, trials));
+    report.note(
+        "split load/store: each load and store is atomic, yet a store can overwrite another thread's \
+         update made since the load.",
+    );
+    report.note("read, pause, write: both threads read 0 before either writes, so both write 1.");
+    Ok(report)
+}
+
+/// Claim `lost-updates`. One trial that lost an update is proof enough that
+/// the sequence is unsafe; the evidence says how often it happened, which
+/// depends on the machine and its load.
+fn lost_updates(split: &Tally, trials: u32) -> Claim {
+    Claim::check(
+        "lost-updates",
+        "the split load/store lost updates",
+        split.trials_lost > 0,
+        format!(
+            "{}/{trials} trials lost updates; median {} of {} lost ({:.0}%)",
+            split.trials_lost,
+            split.median_lost(),
+            split.expected,
+            100.0 * split.median_lost() as f64 / split.expected as f64
+        ),
+    )
+}
+
+/// Claim `read-pause-write`: every trial ended at 1, one of its two updates lost.
+fn read_pause_write(finals: &[u64], trials: u32) -> Claim {
+    let ended_at_one = finals.iter().filter(|&&v| v == 1).count();
+    Claim::check(
+        "read-pause-write",
+        "the read, pause, write ended at 1, not 2, in every trial",
+        ended_at_one == trials as usize,
+        format!("{ended_at_one}/{trials} trials ended at 1"),
+    )
+}
+
+/// What an experiment's trials counted, against what they should have.
+struct Tally {
+    expected: u64,
+    fewest: u64,
+    median: u64,
+    trials_lost: usize,
+}
+
+impl Tally {
+    fn of(expected: u64, finals: &[u64]) -> Self {
+        Tally {
+            expected,
+            fewest: *finals.iter().min().expect("at least one trial"),
+            median: median_count(finals),
+            trials_lost: finals.iter().filter(|&&v| v < expected).count(),
+        }
+    }
+
+    fn median_lost(&self) -> u64 {
+        self.expected.saturating_sub(self.median)
+    }
+
+    /// Adds the tally to the report as one row of the table.
+    fn record(&self, report: &mut Report, experiment: &str, key: bool) {
+        report.figure(experiment, "expected", self.expected, "updates");
+        report.figure(experiment, "observed min", self.fewest, "updates");
+        report.figure(experiment, "observed median", self.median, "updates");
+        report.figure(experiment, "lost median", self.median_lost(), "updates");
+        if key {
+            report.key();
+        }
+        report.figure(experiment, "trials lost", self.trials_lost, "trials");
+    }
+}
+
+/// The `main` that `cargo xtask eject` gives the standalone crate, compiled
+/// and run with the lab's tests.
+#[cfg(test)]
+mod standalone {
+    use crate::*;
+    include!("standalone.rs");
+
+    // Under `--cfg loom` the counter types are loom's, which work only inside
+    // `loom::model`: there the loom model runs instead.
+    #[test]
+    #[cfg_attr(loom, ignore = "loom's types work only inside loom::model")]
+    fn standalone_main_holds_its_rule() {
+        main()
+    }
+}
