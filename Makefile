@@ -14,6 +14,7 @@ test:
 
 lint:
 	cargo fmt --all -- --check
+	rustfmt --edition 2024 --check crates/*/src/standalone.rs
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo xtask tidy
 

@@ -15,12 +15,8 @@ fn main() {
     let fetch_add = AtomicU64::new(0);
     run_together(threads, || add_with_fetch_add(&fetch_add, increments));
     let sums: u64 = run_together(threads, || count_locally(increments)).iter().sum();
-    let counted = [
-        *std_mutex.lock().unwrap(),
-        *parking_lot_mutex.lock(),
-        fetch_add.load(Ordering::Relaxed),
-        sums,
-    ];
+    let counted =
+        [*std_mutex.lock().unwrap(), *parking_lot_mutex.lock(), fetch_add.load(Ordering::Relaxed), sums];
     let racy = racy.load(Ordering::Relaxed);
     println!("{threads} threads x {increments}: split load/store counted {racy}; the four fixes {counted:?}");
     assert!(racy <= expected);
