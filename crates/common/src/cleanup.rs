@@ -75,12 +75,14 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// [`child::role`](crate::child::role)), but temporary files stay.
 pub fn install() {
     INSTALL.call_once(|| {
-        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-            // Without the handlers the default action stays: the lesson
-            // still stops on Ctrl-C, only without the clean-up.
-            return;
-        };
+        // The handlers are set from inside the thread that will act on them:
+        // if the thread cannot start, no handler is set and a stop signal
+        // keeps its default action (the lesson stops, without the clean-up).
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new().name("cleanup-on-signal".into()).spawn(move || {
+            let signals = Signals::new([SIGINT, SIGTERM, SIGHUP]);
+            let _ = ready_tx.send(());
+            let Ok(mut signals) = signals else { return };
             if let Some(signal) = signals.forever().next() {
                 // Said before any child is killed, so that whoever sees a
                 // child die can also see why.
@@ -89,12 +91,10 @@ pub fn install() {
                 std::process::exit(128 + signal);
             }
         });
-        // If the thread cannot start, nobody would act on a caught signal:
-        // give the signals their default action back.
-        if spawned.is_err() {
-            for signal in [SIGINT, SIGTERM, SIGHUP] {
-                let _ = signal_hook::low_level::emulate_default_handler(signal);
-            }
+        // Wait until the handlers are set, so a signal that comes right
+        // after `install` returns is caught.
+        if spawned.is_ok() {
+            let _ = ready_rx.recv();
         }
     });
 }
