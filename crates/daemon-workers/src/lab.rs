@@ -22,7 +22,7 @@ use common::{Claim, Report};
 use crate::start_workers;
 
 #[derive(Parser, Debug)]
-#[command(name = "daemon-workers", version, about)]
+#[command(name = "daemon-workers", version, about, max_term_width = 80)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -56,15 +56,31 @@ pub fn main() -> ExitCode {
         return code;
     }
     let args: Args = common::cli::parse();
+    if let Err(refused) = args.common.check_run_time(run_time(&args), "--items or --work-ms") {
+        return common::cli::finish(&args.common, Err(refused));
+    }
     // The lab starts child processes and writes their results to a temp dir:
     // both go on Ctrl-C.
     common::cleanup::install();
     common::cli::finish(&args.common, run(&args))
 }
 
+/// How long these flags make the run, worked out before anything starts:
+/// each of the three experiments (join, daemon exit, close and join) puts
+/// every item through the workers, `ceil(items / workers)` rounds of
+/// `work_ms`; two child processes start (about 50 ms each); the throughput
+/// test moves `messages` tiny items twice, at most a microsecond each (a
+/// debug build; release is ten times faster).
+fn run_time(args: &Args) -> Duration {
+    let rounds = u64::from(args.items.div_ceil(args.workers));
+    let messages = args.messages.unwrap_or(args.common.pick(1_000_000, 50_000));
+    Duration::from_millis(3 * rounds * args.work_ms + 2 * 50) + Duration::from_micros(2 * messages)
+}
+
 fn run(args: &Args) -> anyhow::Result<Report> {
     let workers = args.workers as usize;
     let items = args.items;
+    let work = Duration::from_millis(args.work_ms);
     // A million tiny items take about a second through the queue on 2 cores.
     let messages = args.messages.unwrap_or(args.common.pick(1_000_000, 50_000));
 
@@ -75,7 +91,13 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("work_ms", args.work_ms)
         .param("messages", messages);
 
-    join_waits(&mut report, workers, items, Duration::from_millis(args.work_ms));
+    // join, read the moment it returns.
+    let counts = measure_join(workers, items, work, |queue| queue.join())
+        .context("starting the worker threads of the join experiment")?;
+    report.figure("join", "items", items, "items");
+    report.figure("join", "done at join", counts.done_once(), "items");
+    report.figure("join", "join waited", counts.waited.as_secs_f64() * 1e3, "ms");
+    report.claim(join_waits(&counts));
 
     // The same child, ending two ways.
     report.table("");
@@ -98,7 +120,8 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     // Throughput, for context.
     report.table("queue throughput, tiny items (put, get, task_done, join)");
     for team in [1, workers] {
-        let rate = queue_throughput(team, messages);
+        let rate =
+            queue_throughput(team, messages).context("starting the worker threads of the throughput test")?;
         report.figure(format!("{team} worker(s)"), "throughput", rate / 1e6, "M items/s");
     }
     report.note(
@@ -108,10 +131,29 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// W workers loop forever over the queue, like the notes' daemon threads;
-/// `join` must return only when all I items are done, each exactly once.
-/// Adds the join figures and the `join-waits` claim to the report.
-fn join_waits(report: &mut Report, workers: usize, items: u32, work: Duration) {
+/// What the join experiment saw: per item, how many times a worker had
+/// finished it when `join` returned, and how long `join` waited.
+struct JoinCounts {
+    finished: Vec<u32>,
+    waited: Duration,
+}
+
+impl JoinCounts {
+    fn done_once(&self) -> u32 {
+        self.finished.iter().filter(|&&c| c == 1).count() as u32
+    }
+}
+
+/// W workers loop forever over the queue, like the notes' daemon threads,
+/// each item's work a sleep of `work` and then a mark on the item's counter;
+/// `join` (the lesson's, or a stand-in from a test) is called after the
+/// last `put`, and the counters are read the moment it returns.
+fn measure_join(
+    workers: usize,
+    items: u32,
+    work: Duration,
+    join: impl FnOnce(&crate::WorkQueue<usize>),
+) -> std::io::Result<JoinCounts> {
     // One counter per item: how many times a worker finished it.
     let finished: Arc<Vec<AtomicU32>> = Arc::new((0..items).map(|_| AtomicU32::new(0)).collect());
     let (queue, handles) = start_workers(workers, {
@@ -120,15 +162,15 @@ fn join_waits(report: &mut Report, workers: usize, items: u32, work: Duration) {
             thread::sleep(work);
             finished[item].fetch_add(1, Ordering::SeqCst);
         }
-    });
+    })?;
     for item in 0..items as usize {
         queue.put(item);
     }
     let started = Instant::now();
-    queue.join();
+    join(&queue);
     let waited = started.elapsed();
     // Read the counters right after join, before anything else can happen.
-    let counts: Vec<u32> = finished.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    let finished_at_join = finished.iter().map(|c| c.load(Ordering::SeqCst)).collect();
     // These workers would wait forever, as daemons do. Here, closing the
     // queue (dropping its last sender) lets them leave their loop, so the
     // lab does not keep idle threads around for the experiments that follow.
@@ -136,23 +178,29 @@ fn join_waits(report: &mut Report, workers: usize, items: u32, work: Duration) {
     for handle in handles {
         handle.join().expect("workers do not panic");
     }
-    let done_once = counts.iter().filter(|&&c| c == 1).count() as u32;
-    let done_twice = counts.iter().filter(|&&c| c > 1).count() as u32;
-    let waited_ms = waited.as_secs_f64() * 1e3;
-    report.figure("join", "items", items, "items");
-    report.figure("join", "done at join", done_once, "items");
-    report.figure("join", "join waited", waited_ms, "ms");
-    report.claim(Claim::check(
-        "join-waits",
-        "join returned only after every item was done, each exactly once",
-        done_once == items && done_twice == 0,
-        format!(
-            "when join returned: {done_once}/{items} items done once, {done_twice} more than once; \
-             it waited {waited_ms:.1} ms"
-        ),
-    ));
+    Ok(JoinCounts { finished: finished_at_join, waited })
 }
 
+/// Rests on counts: a worker marks an item only after its work is over, so
+/// an item not marked when `join` returned was not done yet. A `join` that
+/// did not wait leaves items unmarked, whatever the machine's load.
+fn join_waits(counts: &JoinCounts) -> Claim {
+    let items = counts.finished.len();
+    let done_once = counts.done_once();
+    let done_twice = counts.finished.iter().filter(|&&c| c > 1).count();
+    Claim::check(
+        "join-waits",
+        "join returned only after every item was done, each exactly once",
+        done_once as usize == items && done_twice == 0,
+        format!(
+            "when join returned: {done_once}/{items} items done once, {done_twice} more than once; \
+             it waited {:.1} ms",
+            counts.waited.as_secs_f64() * 1e3
+        ),
+    )
+}
+
+/// Rests on the count of lines in the child's file: what exit cut off.
 fn daemon_exit_loses(items: u32, daemon_kept: u64) -> Claim {
     let lost = u64::from(items) - daemon_kept;
     Claim::check(
@@ -163,6 +211,7 @@ fn daemon_exit_loses(items: u32, daemon_kept: u64) -> Claim {
     )
 }
 
+/// Rests on the count of distinct items in the child's file.
 fn clean_shutdown_keeps_all(items: u32, clean_kept: u64) -> Claim {
     Claim::check(
         "clean-shutdown-keeps-all",
@@ -180,6 +229,12 @@ fn run_child(ending: &str, workers: usize, items: u32, work_ms: u64, results: &P
     let child = spawn_self(ending, &child_args.map(Into::into), |_| {})?;
     let status = child.wait()?;
     ensure!(status.success(), "the {ending} child failed: {status}");
+    count_results(results, items)
+}
+
+/// The distinct items written to `results` (none if it does not exist); an
+/// item written twice or a line that is not a result is an error.
+fn count_results(results: &Path, items: u32) -> anyhow::Result<u64> {
     let mut seen = BTreeSet::new();
     if results.exists() {
         let file = File::open(results).with_context(|| format!("opening {}", results.display()))?;
@@ -198,10 +253,10 @@ fn run_child(ending: &str, workers: usize, items: u32, work_ms: u64, results: &P
 
 /// Items per second through the queue, `put` to `task_done`, with `workers`
 /// workers and `messages` tiny items.
-fn queue_throughput(workers: usize, messages: u64) -> f64 {
+fn queue_throughput(workers: usize, messages: u64) -> std::io::Result<f64> {
     let (queue, handles) = start_workers(workers, |item: u64| {
         std::hint::black_box(item);
-    });
+    })?;
     let started = Instant::now();
     for item in 0..messages {
         queue.put(item);
@@ -212,7 +267,119 @@ fn queue_throughput(workers: usize, messages: u64) -> f64 {
     for handle in handles {
         handle.join().expect("workers do not panic");
     }
-    messages as f64 / elapsed.as_secs_f64()
+    Ok(messages as f64 / elapsed.as_secs_f64())
+}
+
+/// Each claim shown failing with its phenomenon removed: a `join` that does
+/// not wait, an ending that flushes, and a program that ends at `join`
+/// without closing the queue or joining the workers. And a thread that
+/// cannot start is an error, not a panic or a hang.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use common::report::Verdict;
+
+    #[test]
+    fn join_waits_fails_when_join_does_not_wait() {
+        // Each item sleeps 300 ms; counters read at once find none of them done.
+        let counts = measure_join(2, 2, Duration::from_millis(300), |_queue| {}).unwrap();
+        let claim = join_waits(&counts);
+        assert_eq!(claim.verdict, Verdict::DoesNotHold, "{}", claim.evidence);
+        assert_eq!(counts.done_once(), 0);
+    }
+
+    #[test]
+    fn join_waits_holds_with_the_lessons_join() {
+        let counts = measure_join(3, 7, Duration::from_millis(2), |queue| queue.join()).unwrap();
+        assert_eq!(join_waits(&counts).verdict, Verdict::Holds);
+    }
+
+    #[test]
+    fn daemon_exit_loses_fails_when_the_ending_flushes() {
+        // The lesson's close_and_join is an ending whose workers flush: run
+        // in this process (it does not exit), it loses nothing.
+        let scratch = TempDir::new("daemon-workers").unwrap();
+        let results = scratch.path().join("flushed.txt");
+        crate::close_and_join(3, 7, Duration::from_millis(1), &results).unwrap();
+        let claim = daemon_exit_loses(7, count_results(&results, 7).unwrap());
+        assert_eq!(claim.verdict, Verdict::DoesNotHold, "{}", claim.evidence);
+    }
+
+    #[test]
+    fn clean_shutdown_keeps_all_fails_without_close_and_join() {
+        // What the file holds when `join` returns and the program would end
+        // there, the queue not closed and the workers not joined.
+        let scratch = TempDir::new("daemon-workers").unwrap();
+        let results = scratch.path().join("not-joined.txt");
+        let (queue, writers) = crate::start_writers(3, Duration::from_millis(1), &results).unwrap();
+        for item in 0..7 {
+            queue.put(item);
+        }
+        queue.join();
+        let claim = clean_shutdown_keeps_all(7, count_results(&results, 7).unwrap());
+        assert_eq!(claim.verdict, Verdict::DoesNotHold, "{}", claim.evidence);
+        drop(queue);
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn flags_that_would_run_for_hours_are_refused() {
+        let args = |flags: &[&str]| Args::try_parse_from([&["daemon-workers"], flags].concat()).unwrap();
+        let long = args(&["--items", "100000", "--work-ms", "1000", "--workers", "1"]);
+        let refused = long.common.check_run_time(run_time(&long), "--items or --work-ms").unwrap_err();
+        assert!(refused.to_string().contains("3.5 days"), "{refused}");
+        for fine in [&[][..], &["--quick"], &["--workers", "1", "--items", "500", "--work-ms", "0"]] {
+            assert!(run_time(&args(fine)) < Duration::from_secs(10), "{fine:?}");
+        }
+    }
+
+    /// The thread-start test runs in a process of its own (this test
+    /// executable again, that one test alone) under `ulimit -v`, so that the
+    /// address space it uses up is nobody else's.
+    const NO_ROOM: &str = "DAEMON_WORKERS_NO_ROOM_FOR_A_THREAD";
+
+    #[test]
+    fn a_thread_that_cannot_start_is_an_error() {
+        let test = "lab::tests::start_workers_with_no_room_for_a_stack";
+        let mut command = std::process::Command::new("sh");
+        command
+            .args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--ignored", "--test-threads=1"])
+            .env(NO_ROOM, "1")
+            .env("MALLOC_ARENA_MAX", "1");
+        let output = common::child::output_with_deadline(&mut command, Duration::from_secs(60)).unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success() && stdout.contains("1 passed"), "{output:?}");
+    }
+
+    #[test]
+    #[ignore = "run by a_thread_that_cannot_start_is_an_error, in a process of its own"]
+    fn start_workers_with_no_room_for_a_stack() {
+        if std::env::var_os(NO_ROOM).is_none() {
+            return;
+        }
+        let _room = fill_address_space();
+        let outcome = start_workers(4, |_: usize| {});
+        assert!(outcome.is_err(), "4 workers started with less than 1 MiB of address space left");
+    }
+
+    /// Reserves (never touches) all but 1 MiB of the address space `ulimit
+    /// -v` left this process: a thread's stack (2 MiB) no longer fits.
+    fn fill_address_space() -> Vec<u8> {
+        let kb = |line: &str| line.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok());
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let used = status.lines().find(|l| l.starts_with("VmSize:")).and_then(kb).unwrap() << 10;
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+        let cap: usize = limits
+            .lines()
+            .find(|l| l.starts_with("Max address space"))
+            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+            .expect("run under ulimit -v");
+        Vec::with_capacity(cap - used - (1 << 20))
+    }
 }
 
 /// The `main` that `cargo xtask eject` gives the standalone crate. It starts

@@ -29,7 +29,8 @@ fn main() {
             std::thread::sleep(work);
             finished[item].fetch_add(1, Ordering::SeqCst);
         }
-    });
+    })
+    .expect("starting the workers");
     for item in 0..items {
         queue.put(item);
     }

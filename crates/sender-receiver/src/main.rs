@@ -8,9 +8,10 @@
 //! cannot be killed, only asked: by a flag it checks between sleeps, or by a
 //! stop channel it waits on in `select!` beside its tick. Last, a type owns
 //! the thread and its `Drop` stops and joins it. The lab (src/lab.rs) times
-//! each stop from the request to the sender reaped or joined, counts this
-//! process's threads around the owned one, and times three channels between
-//! two threads. The Python notes' sender-receiver model is the source: a
+//! each stop from the request to the sender reaped or joined (select against
+//! the flag in paired trials, beside a bare thread wake-up), checks the
+//! instant each drop returns that the owned thread is over (its end of the
+//! channel gone), and times three channels between two threads. The Python notes' sender-receiver model is the source: a
 //! background `Process` feeding a `Queue` and ended with `terminate()`, a
 //! `Thread` ended by an `Event` it checks between sleeps, and a class that
 //! starts its sender when it is made. Rust adds the reaping the notes leave
@@ -34,10 +35,10 @@
 //! stopping a sender after it sent its values
 //! experiment          runs  in order  stop median  stop max
 //!                               runs           ms        ms
-//! process, SIGTERM       1         1        0.532     0.532
+//! process, SIGTERM       1         1        0.408     0.408
 //! thread, flag           3         3         50.3      50.3
-//! thread, select         3         3        0.092     0.125
-//! owned thread, drop     1         1        0.090     0.090
+//! thread, select         3         3        0.102     0.308
+//! owned thread, drop     3         3        0.118     0.227
 //!
 //! threads of this process (/proc/self/task)
 //! experiment           before  running  after drop
@@ -47,47 +48,61 @@
 //! channel throughput, one producer thread to one consumer thread
 //! experiment                   messages/s  time
 //!                                millions    ms
-//! crossbeam bounded(1024)            25.4  78.7
-//! crossbeam unbounded                17.6   113
-//! std mpsc sync_channel(1024)        43.7  45.7
+//! crossbeam bounded(1024)            28.8  69.4
+//! crossbeam unbounded                20.2  98.8
+//! std mpsc sync_channel(1024)        49.7  40.2
 //!
 //! stop: from the request (SIGTERM, flag, stop message, drop) to the sender reaped
 //!   or joined.
 //! The flag's stop took 1.01 ticks: the sender saw it only when its sleep was over.
+//! wake-up: a thread blocked on a channel, woken and joined, right after each
+//!   select trial: 0.054 ms (median); select's stop cannot be much faster than
+//!   that.
+//! Threads counted around the first owned thread. after drop: the count once the
+//!   kernel has removed the thread's entry (read again for up to 1 s: join returns
+//!   a moment before that). drop-joins rests on the thread's own end, not on the
+//!   count.
 //! std mpsc is sync_channel(capacity), bounded like crossbeam's bounded(capacity).
 //!   Throughput moves with the machine's load, and under load the order changed
 //!   from run to run: no ranking is claimed.
 //!
 //! ✔ in-order  every receiver read 0 to 9 in order, in every run: runs in order:
-//!   process 1/1, flag 3/3, select 3/3, owned 1/1
+//!   process 1/1, flag 3/3, select 3/3, owned 3/3
 //! ✔ sigterm  the sender process was reaped, and SIGTERM is what ended it: wait
-//!   returned "signal: 15 (SIGTERM)" 0.53 ms after SIGTERM; pid 707 is no longer a
-//!   child of this process
+//!   returned "signal: 15 (SIGTERM)" 0.41 ms after SIGTERM; pid 13993 is no longer
+//!   a child of this process
 //! ✔ select-stops-sooner  select stops a sender at least 3x sooner than a flag
-//!   checked between sleeps: median stop 50.26 ms (flag) vs 0.092 ms (select): 547x
-//! ✔ drop-joins  dropping the owner stopped and joined its thread: its channel was
-//!   closed when the drop returned, and the thread count went back down: channel
-//!   closed when the drop returned; threads: 2 before, 3 running, 2 after
+//!   checked between sleeps: median of 3 paired trials 491x (flag/select ms:
+//!   50.28/0.308, 50.28/0.102, 50.29/0.102); bare wake-up 0.054 ms
+//! ✔ drop-joins  dropping the owner stopped and joined its thread: the thread was
+//!   over the instant the drop returned, in every trial: the thread's end of its
+//!   channel was gone when the drop returned in 3 of 3 drops (drop took 0.100,
+//!   0.227, 0.118 ms); threads: 2 before, 3 running, 2 after
 //!
-//! elapsed 4.01 s
+//! elapsed 4.96 s
 //! ```
 //!
 //! What varies between runs: the stop times of select, drop and SIGTERM
 //! (tenths of a millisecond on a quiet machine, up to a few milliseconds on a
-//! busy one) and the throughputs, whose order changes from run to run; the
-//! flag's stop stays near one tick, and the values always arrive in order.
+//! busy one), the wake-up time, the pid and the throughputs, whose order
+//! changes from run to run; the flag's stop stays near one tick, the values
+//! always arrive in order, and every drop finds its thread over.
 //!
 //! See also: `daemon-workers` (workers that stop when their queue closes),
 //! `fork-vs-spawn` (the ways to start a child process).
+
+// tidy: longer than 300 lines because the sample output (60 lines) shows
+// every stop, the thread counts and the channels, and each way to stop a
+// sender is taught with what happens when its thread cannot start.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, select};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -117,7 +132,10 @@ impl SenderProcess {
             .spawn()?;
         let pipe = child.stdout.take().expect("stdout is piped");
         let (tx, values) = crossbeam_channel::unbounded();
-        let reader = thread::spawn(move || {
+        // `Builder::spawn` returns an error where `thread::spawn` would
+        // panic (no room for one more thread). The process is running by
+        // then: kill and reap it before giving up, or it would outlive us.
+        let reader = thread::Builder::new().name("pipe reader".into()).spawn(move || {
             for line in BufReader::new(pipe).lines() {
                 let Some(value) = line.ok().and_then(|l| l.trim().parse().ok()) else { return };
                 if tx.send(value).is_err() {
@@ -125,36 +143,41 @@ impl SenderProcess {
                 }
             }
         });
-        Ok(SenderProcess { child, values, reader })
+        match reader {
+            Ok(reader) => Ok(SenderProcess { child, values, reader }),
+            Err(no_thread) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(no_thread)
+            }
+        }
     }
 
-    /// Sends SIGTERM and reaps the process: Python's `terminate()`, plus the
-    /// reaping that the notes leave out. SIGTERM's default action ends a
-    /// process that has not arranged otherwise, and unlike SIGKILL it can be
-    /// caught, so a sender that wanted to could finish its line and exit.
-    /// Reaping (`wait`) collects the exit status; until then the dead process
-    /// stays in the process table as a zombie. One that still runs after
-    /// `grace` gets SIGKILL, which cannot be caught.
+    /// Sends SIGTERM and reaps the process: Python's `terminate()` and
+    /// `join()`. SIGTERM's default action ends a process that has not
+    /// arranged otherwise, and unlike SIGKILL it can be caught, so a sender
+    /// that wanted to could finish its line and exit. Reaping (`wait`)
+    /// collects the exit status; until then the dead process stays in the
+    /// process table as a zombie. One that still runs after `grace` gets
+    /// SIGKILL, which cannot be caught.
     fn terminate(mut self, grace: Duration) -> std::io::Result<ExitStatus> {
         let pid = Pid::from_raw(self.child.id() as i32);
         kill(pid, Signal::SIGTERM)?;
-        // `wait` has no timeout, so it runs on a thread of its own, and this
-        // one waits for its word with one.
-        let (reaped_tx, reaped_rx) = crossbeam_channel::bounded(1);
-        let child = &mut self.child;
-        let status = thread::scope(|scope| {
-            let waiter = scope.spawn(move || {
-                let status = child.wait();
-                let _ = reaped_tx.send(());
-                status
-            });
-            if reaped_rx.recv_timeout(grace).is_err() {
-                let _ = kill(pid, Signal::SIGKILL);
+        // `wait` has no timeout, but the pipe tells when the sender is gone:
+        // its end closes when it dies, the reader thread then ends, and so
+        // does the channel of values. Waiting for that can have a timeout.
+        let deadline = Instant::now() + grace;
+        loop {
+            match self.values.recv_deadline(deadline) {
+                Ok(_late_value) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    break;
+                }
             }
-            waiter.join().expect("the waiter does not panic")
-        })?;
-        // The sender is dead, so its end of the pipe is closed and the
-        // reader has reached the end of it.
+        }
+        let status = self.child.wait()?;
         self.reader.join().expect("the pipe reader does not panic");
         Ok(status)
     }
@@ -225,33 +248,36 @@ fn send_until_stopped(values: &Sender<u64>, stop: &Receiver<()>, tick: Duration)
 }
 
 /// Starts a sender thread stopped by a flag; the receiver sets the flag and
-/// joins the thread.
-fn start_flag_sender(tick: Duration) -> (Receiver<u64>, impl FnOnce()) {
+/// joins the thread. A thread that cannot be started is an error (see
+/// `SenderProcess::start`); nothing is running then.
+fn start_flag_sender(tick: Duration) -> std::io::Result<(Receiver<u64>, impl FnOnce())> {
     let (tx, values) = crossbeam_channel::unbounded();
     let exit = Arc::new(AtomicBool::new(false));
-    let sender = thread::spawn({
+    let sender = thread::Builder::new().name("flag sender".into()).spawn({
         let exit = Arc::clone(&exit);
         move || send_until_flag(&tx, &exit, tick)
-    });
+    })?;
     let stop = move || {
         exit.store(true, Ordering::Relaxed);
         sender.join().expect("the sender thread does not panic");
     };
-    (values, stop)
+    Ok((values, stop))
 }
 
 /// Starts a sender thread stopped by a message; the receiver sends it and
 /// joins the thread.
-fn start_select_sender(tick: Duration) -> (Receiver<u64>, impl FnOnce()) {
+fn start_select_sender(tick: Duration) -> std::io::Result<(Receiver<u64>, impl FnOnce())> {
     let (tx, values) = crossbeam_channel::unbounded();
     // Fix: a stop channel instead of a flag; `bounded(1)` holds the one stop.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
-    let sender = thread::spawn(move || send_until_stopped(&tx, &stop_rx, tick));
+    let sender = thread::Builder::new()
+        .name("select sender".into())
+        .spawn(move || send_until_stopped(&tx, &stop_rx, tick))?;
     let stop = move || {
         let _ = stop_tx.send(());
         sender.join().expect("the sender thread does not panic");
     };
-    (values, stop)
+    Ok((values, stop))
 }
 
 // A type that owns its sender thread, stopped by drop.

@@ -33,12 +33,12 @@ fn main() {
     assert_eq!(from_process, [0, 1, 2]);
     assert_eq!(status.signal(), Some(nix::sys::signal::Signal::SIGTERM as i32));
 
-    let (values, stop) = start_flag_sender(tick);
+    let (values, stop) = start_flag_sender(tick).expect("starting the flag sender");
     let from_flag = read_three(&values);
     let started = Instant::now();
     stop();
     let flag_stop = started.elapsed();
-    let (values, stop) = start_select_sender(tick);
+    let (values, stop) = start_select_sender(tick).expect("starting the select sender");
     let from_select = read_three(&values);
     let started = Instant::now();
     stop();
