@@ -134,7 +134,7 @@ fn header_problems(name: &str, text: &str) -> Vec<String> {
 /// Lessons still in the shape they had before the lesson/lab split: their
 /// `main.rs` holds the experiment too, they have no `standalone.rs`, and
 /// `cargo xtask eject` refuses them. The list only shrinks.
-pub const NOT_YET_IN_SHAPE: [&str; 2] = ["fork-vs-spawn", "mmap-workaround"];
+pub const NOT_YET_IN_SHAPE: [&str; 1] = ["mmap-workaround"];
 
 /// The lines a lesson's `main.rs` ends with: the hand-over to its lab.
 const HAND_OVER: [&str; 5] =
