@@ -46,11 +46,6 @@ pub fn run(name: &str, dir: &Path) -> anyhow::Result<bool> {
         let names: Vec<&str> = lessons.iter().map(|l| l.name).collect();
         return Err(Usage(format!("no lesson named {name:?}; the lessons are: {}", names.join(", "))).into());
     };
-    if crate::tidy::NOT_YET_IN_SHAPE.contains(&lesson.name) {
-        return Err(
-            Usage(format!("{name} is not yet split into lesson and lab, so it cannot be ejected")).into()
-        );
-    }
     if dir.exists() {
         let empty = dir.is_dir()
             && std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.next().is_none();

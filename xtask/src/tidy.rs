@@ -62,13 +62,6 @@ pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
 
     for lesson in &lessons {
         let src = root.join("crates").join(lesson.name).join("src");
-        if NOT_YET_IN_SHAPE.contains(&lesson.name) {
-            if src.join("lab.rs").exists() {
-                problems
-                    .push(format!("{} has a lab.rs: take it off NOT_YET_IN_SHAPE in tidy.rs", lesson.name));
-            }
-            continue;
-        }
         let [main, lab, standalone] =
             ["main.rs", "lab.rs", "standalone.rs"].map(|file| std::fs::read_to_string(src.join(file)).ok());
         let (Some(main), Some(lab), Some(standalone)) = (main, lab, standalone) else {
@@ -130,11 +123,6 @@ fn header_problems(name: &str, text: &str) -> Vec<String> {
     }
     problems
 }
-
-/// Lessons still in the shape they had before the lesson/lab split: their
-/// `main.rs` holds the experiment too, they have no `standalone.rs`, and
-/// `cargo xtask eject` refuses them. The list only shrinks.
-pub const NOT_YET_IN_SHAPE: [&str; 1] = ["mmap-workaround"];
 
 /// The lines a lesson's `main.rs` ends with: the hand-over to its lab.
 const HAND_OVER: [&str; 5] =
