@@ -52,6 +52,24 @@ impl Lesson {
             .unwrap_or_else(|e| panic!("{} {args:?}: {e:#}", self.name))
     }
 
+    /// Runs the lesson with `args` under `ulimit -v KIB` (a cap on its address
+    /// space, which every thread's stack counts against): how a test makes
+    /// `thread::Builder::spawn` fail for lack of room, even as root, whom
+    /// `ulimit -u` does not limit.
+    pub fn run_with_address_space(&self, kib: u64, args: &[&str]) -> Output {
+        let _turn = one_at_a_time();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+            .arg(&self.bin)
+            .args(args)
+            // One malloc arena: the threads' own arenas would take the room first.
+            .env("MALLOC_ARENA_MAX", "1");
+        output_with_deadline(&mut command, RUN_LIMIT)
+            .unwrap_or_else(|e| panic!("{} {args:?}: {e:#}", self.name))
+    }
+
     /// Runs the lesson with `--json` and `args`, checks that it exited 0 and
     /// printed exactly one JSON object in the protocol's shape, and returns it.
     pub fn json(&self, args: &[&str]) -> Value {

@@ -138,15 +138,21 @@ pub fn parse<A: Parser>() -> A {
             _ => {
                 // A full or closed stderr cannot be told anything; the exit
                 // code still says what happened.
-                let _ = writeln!(std::io::stderr(), "{} (see --help)", first_line(&err.render().to_string()));
+                let _ = writeln!(std::io::stderr(), "{} (see --help)", one_line(&err.render().to_string()));
                 std::process::exit(2);
             }
         },
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().find(|line| !line.trim().is_empty()).unwrap_or("error: bad usage").trim_end()
+/// clap's message in one line: its first line, which says what is wrong,
+/// and the values a flag takes, which clap puts on a line of their own.
+fn one_line(text: &str) -> String {
+    let first = text.lines().find(|line| !line.trim().is_empty()).unwrap_or("error: bad usage").trim_end();
+    match text.lines().map(str::trim).find(|line| line.starts_with("[possible values:")) {
+        Some(values) => format!("{first} {values}"),
+        None => first.to_string(),
+    }
 }
 
 /// Prints the lesson's report (text, or JSON under `--json`) and turns the
@@ -198,9 +204,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_line_skips_blank_lines() {
-        assert_eq!(first_line("\nerror: bad value\n\nUsage: x\n"), "error: bad value");
-        assert_eq!(first_line(""), "error: bad usage");
+    fn one_line_skips_blank_lines_and_keeps_the_possible_values() {
+        assert_eq!(one_line("\nerror: bad value\n\nUsage: x\n"), "error: bad value");
+        assert_eq!(one_line(""), "error: bad usage");
+
+        #[derive(Parser, Debug)]
+        struct Choice {
+            #[arg(long, value_enum)]
+            python: Option<Mode>,
+        }
+        #[derive(clap::ValueEnum, Clone, Debug)]
+        enum Mode {
+            Auto,
+            Off,
+        }
+        let err = Choice::try_parse_from(["x", "--python", "maybe"]).unwrap_err();
+        let line = one_line(&err.render().to_string());
+        assert!(line.starts_with("error: invalid value 'maybe' for '--python"), "{line}");
+        assert!(line.ends_with("[possible values: auto, off]"), "{line}");
     }
 
     #[test]

@@ -53,13 +53,7 @@ fn flags_that_would_run_for_hours_are_refused_with_an_estimate() {
 fn threads_that_cannot_start_are_an_error_not_a_panic() {
     // 1024 workers need 2 GiB of stacks; `ulimit -v` leaves 1 GiB. The
     // workers that did start end when the queue closes.
-    let mut command = std::process::Command::new("sh");
-    command
-        .args(["-c", "ulimit -v 1048576 && exec \"$0\" \"$@\""])
-        .arg(env!("CARGO_BIN_EXE_daemon-workers"))
-        .args(["--quick", "--workers", "1024"])
-        .env("MALLOC_ARENA_MAX", "1");
-    let output = common::child::output_with_deadline(&mut command, lesson_tests::RUN_LIMIT).unwrap();
+    let output = lesson().run_with_address_space(1 << 20, &["--quick", "--workers", "1024"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(stderr.starts_with("error: starting the worker threads"), "{stderr}");

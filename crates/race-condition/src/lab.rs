@@ -2,9 +2,11 @@
 //! trials, each on a fresh counter, tallies what survived against what was
 //! expected, and checks the claims against those counts.
 
+use std::io;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Parser;
 use common::cli::CommonArgs;
 use common::measure::median_count;
@@ -66,12 +68,14 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("pause_ms", args.pause_ms);
 
     // The split load/store: a fresh counter per trial, every thread released at once.
-    let finals: Vec<u64> = (0..trials).map(|_| split_load_store_trial(threads, increments)).collect();
+    let finals = (0..trials).map(|_| split_load_store_trial(threads, increments));
+    let finals: Vec<u64> = finals.collect::<io::Result<_>>().context("starting the threads")?;
     let split = Tally::of(threads as u64 * increments, &finals);
     split.record(&mut report, "split load/store", true);
 
     // The read, pause, write: two threads, one update each.
-    let finals: Vec<u64> = (0..trials).map(|_| read_pause_write_trial(pause)).collect();
+    let finals = (0..trials).map(|_| read_pause_write_trial(pause));
+    let finals: Vec<u64> = finals.collect::<io::Result<_>>().context("starting the threads")?;
     Tally::of(2, &finals).record(&mut report, "read, pause, write", false);
 
     report.claim(lost_updates(&split, trials));
@@ -161,7 +165,7 @@ mod tests {
     #[test]
     fn lost_updates_fails_with_one_thread() {
         // One thread has nobody to race: the same code, the race removed.
-        let finals: Vec<u64> = (0..3).map(|_| split_load_store_trial(1, 100_000)).collect();
+        let finals: Vec<u64> = (0..3).map(|_| split_load_store_trial(1, 100_000).unwrap()).collect();
         let tally = Tally::of(100_000, &finals);
         assert_eq!(lost_updates(&tally, 3).verdict, Verdict::DoesNotHold);
     }

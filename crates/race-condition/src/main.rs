@@ -63,7 +63,8 @@
 //! See also: `lock-fix` (the same workloads made correct, and what each fix
 //! costs), `cpu-bound` (threads that truly run at once, with no GIL).
 
-use std::sync::Barrier;
+use std::io;
+use std::sync::RwLock;
 use std::thread;
 use std::time::Duration;
 
@@ -106,24 +107,38 @@ fn add_with_split_load_store(counter: &AtomicU64, increments: u64) {
 /// One trial of the split load/store: `threads` threads share one fresh
 /// counter and each adds `increments` to it. Returns the counter's final
 /// value: `threads` x `increments` if no update was lost, less if any was.
-fn split_load_store_trial(threads: usize, increments: u64) -> u64 {
+fn split_load_store_trial(threads: usize, increments: u64) -> io::Result<u64> {
     let counter = AtomicU64::new(0);
-    // The barrier holds every thread at the start line until all have been
-    // created, so their loops run at the same time instead of one after the
-    // other (starting a thread takes about as long as a short loop).
-    let start_line = Barrier::new(threads);
-    // Scoped threads may borrow `counter` and `start_line` from this stack
-    // frame: the scope joins them all before it returns.
-    thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                start_line.wait();
-                add_with_split_load_store(&counter, increments);
-            });
-        }
-    });
+    // The threads borrow `counter` from this stack frame: they are scoped
+    // threads, all joined before `run_together` returns.
+    run_together(threads, || add_with_split_load_store(&counter, increments))?;
     // Every thread has been joined, so this read sees all their stores.
-    counter.load(Ordering::Relaxed)
+    Ok(counter.load(Ordering::Relaxed))
+}
+
+/// Runs `work` on `threads` scoped threads released at once, and joins them.
+///
+/// The start line holds every thread back until all have been created, so
+/// their work runs at the same time instead of one after the other
+/// (starting a thread takes about as long as a short loop). It is a write
+/// lock this thread holds while it starts them; each new thread waits to
+/// read it, and dropping the guard lets them all go. (A `Barrier` would wait
+/// for a fixed number of threads forever; this opens on every path, also
+/// when `Builder::spawn_scoped` fails for lack of room for one more thread:
+/// then the threads that did start run, are joined, and the error returns.)
+fn run_together(threads: usize, work: impl Fn() + Sync) -> io::Result<()> {
+    let start_line = RwLock::new(());
+    thread::scope(|scope| {
+        let closed = start_line.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for _ in 0..threads {
+            thread::Builder::new().spawn_scoped(scope, || {
+                drop(start_line.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+                work();
+            })?;
+        }
+        drop(closed);
+        Ok(())
+    })
 }
 
 // The second race: the Python notes' `database_value`, where a lock guards
@@ -146,22 +161,14 @@ fn read_pause_write(database: &Mutex<u64>, pause: Duration) {
 /// One trial of the read, pause, write: two threads, one update each, on a
 /// fresh value. Returns the final value: 2 if both updates count, 1 if one
 /// was lost.
-fn read_pause_write_trial(pause: Duration) -> u64 {
+fn read_pause_write_trial(pause: Duration) -> io::Result<u64> {
     let database = Mutex::new(0);
     // Released together, both threads read before either has slept its
     // `pause` and written.
-    let start_line = Barrier::new(2);
-    thread::scope(|scope| {
-        for _ in 0..2 {
-            scope.spawn(|| {
-                start_line.wait();
-                read_pause_write(&database, pause);
-            });
-        }
-    });
+    run_together(2, || read_pause_write(&database, pause))?;
     // `unwrap`: a lock is poisoned only if a thread panicked holding it, and
     // these threads cannot panic while they hold it.
-    *database.lock().unwrap()
+    Ok(*database.lock().unwrap())
 }
 
 /// Loom runs the split load/store under every interleaving of two threads,
