@@ -47,11 +47,11 @@ pub fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<Report> {
     let threads = args.threads as usize;
-    // Why 500,000 increments and a start barrier, measured on 2 cores: with
+    // Why 500,000 increments and a start line, measured on 2 cores: with
     // the Python notes' 10,000, a release build finishes a thread's loop in
     // tens of microseconds, about what it takes to start the next thread, so
-    // the threads barely overlap and only a few trials lose anything. A
-    // `Barrier` releases them together, and 500,000 keeps each one busy for
+    // the threads barely overlap and only a few trials lose anything. The
+    // start line releases them together, and 500,000 keeps each one busy for
     // milliseconds: long enough to overlap on both cores, and to be preempted
     // between a read and a write when other programs keep a core busy. That
     // lost updates in 20 of 20 trials on an idle machine (debug and release)
