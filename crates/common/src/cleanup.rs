@@ -186,11 +186,17 @@ pub struct TempDir {
 
 impl TempDir {
     /// Creates a fresh directory under the system's temporary directory,
-    /// named after `prefix` (the lesson's name is a good one).
+    /// named `PREFIX-PID-...` (the lesson's name is a good prefix).
+    ///
+    /// A lesson killed outright (`kill -9`) cannot delete its directory, so
+    /// this first deletes the directories of earlier runs with the same
+    /// prefix whose process no longer exists.
     pub fn new(prefix: &str) -> anyhow::Result<Self> {
+        let temp = std::env::temp_dir();
+        remove_orphans(&temp, prefix);
         let inner = tempfile::Builder::new()
-            .prefix(&format!("{prefix}-"))
-            .tempdir()
+            .prefix(&format!("{prefix}-{}-", std::process::id()))
+            .tempdir_in(&temp)
             .context("creating a temporary directory")?;
         registry().temp_dirs.push(inner.path().to_path_buf());
         Ok(TempDir { inner })
@@ -201,10 +207,50 @@ impl TempDir {
     }
 }
 
+/// Deletes `PREFIX-PID-*` directories in `temp` whose process is gone.
+/// Best effort: whatever cannot be read or deleted is left alone.
+fn remove_orphans(temp: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(prefix)?.strip_prefix('-')) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|pid| pid.parse::<u32>().ok()) else { continue };
+        let owner_gone = !Path::new(&format!("/proc/{pid}")).exists();
+        if owner_gone && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let path = self.inner.path();
         registry().temp_dirs.retain(|p| p != path);
         // `inner` is dropped next, which deletes the directory.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_of_runs_that_are_gone_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        // A pid that has just ended (and been reaped), and this process's own.
+        let mut ended = std::process::Command::new("true").spawn().unwrap();
+        ended.wait().unwrap();
+        let orphan = temp.path().join(format!("demo-{}-abc", ended.id()));
+        let alive = temp.path().join(format!("demo-{}-def", std::process::id()));
+        let other = temp.path().join(format!("demonstration-{}-x", ended.id()));
+        for dir in [&orphan, &alive, &other] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("corpus.txt"), "words").unwrap();
+        }
+        remove_orphans(temp.path(), "demo");
+        assert!(!orphan.exists());
+        assert!(alive.exists() && other.exists());
     }
 }
