@@ -1,6 +1,6 @@
 //! Every lesson in the workspace speaks the output protocol of ARCHITECTURE.md:
 //! `--quick --json` prints one JSON object whose claims hold, the text report
-//! has a line per claim, `--help` explains the shared flags, and bad usage
+//! has a line per claim, both fit 80 columns, `--help` explains the shared flags, and bad usage
 //! is answered with exit code 2 and one line.
 //!
 //! The binaries are the ones `cargo test --workspace` builds for each
@@ -45,7 +45,15 @@ fn text_report_has_a_title_and_a_line_per_claim() {
         assert!(text.contains("\nparams  "), "{} prints its parameters", lesson.name);
         let verdict_lines = text.lines().filter(|l| l.starts_with(['✔', '✘', '?', '–'])).count();
         assert!(verdict_lines >= 1, "{} prints its verdicts:\n{text}", lesson.name);
+        assert_fits(&lesson.name, &text);
     }
+}
+
+/// Every line within 80 columns: the width the report wraps to when stdout
+/// is not a terminal, and the width of the narrowest terminal in use.
+fn assert_fits(what: &str, text: &str) {
+    let wide: Vec<&str> = text.lines().filter(|line| line.chars().count() > 80).collect();
+    assert!(wide.is_empty(), "{what}: lines over 80 columns:\n{}", wide.join("\n"));
 }
 
 #[test]
@@ -54,6 +62,7 @@ fn help_explains_the_shared_flags() {
         let output = lesson.run(&["--help"]);
         assert!(output.status.success(), "{} --help: {}", lesson.name, output.status);
         let help = String::from_utf8_lossy(&output.stdout);
+        assert_fits(&format!("{} --help", lesson.name), &help);
         for flag in ["--json", "--quick", "--help"] {
             assert!(help.contains(flag), "{} --help does not mention {flag}", lesson.name);
         }

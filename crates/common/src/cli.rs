@@ -33,8 +33,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
 use clap::error::ErrorKind;
+use clap::Parser;
 
 use crate::cleanup;
 use crate::report::Report;
@@ -126,7 +126,10 @@ pub fn usage_error(message: impl Into<String>) -> anyhow::Error {
 /// lesson that starts children or writes files starts the clean-up on
 /// Ctrl-C itself ([`cleanup::install`]).
 pub fn parse<A: Parser>() -> A {
-    match A::try_parse() {
+    // Help wraps to the terminal, and to 80 columns at most.
+    let parsed =
+        A::command().max_term_width(80).try_get_matches().and_then(|mut m| A::from_arg_matches_mut(&mut m));
+    match parsed {
         Ok(args) => args,
         Err(err) => match err.kind() {
             ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {

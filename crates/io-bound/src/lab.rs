@@ -321,13 +321,13 @@ fn ms(duration: Duration) -> f64 {
 /// One way's row of the first table, and a note per failed download.
 fn way_figures(report: &mut Report, way: &Way, urls: &[String]) {
     let name = way.name;
-    report.figure(name, "downloads", way.outcomes.len(), "URLs");
+    report.figure(name, "URLs", way.outcomes.len(), "URLs");
     report.figure(name, "threads", way.threads, "threads");
     report.figure(name, "time", ms(way.took), "ms");
     report.figure(name, "expected", way.expected_ms, "ms");
     report.figure(name, "time/expected", ms(way.took) / way.expected_ms, "x");
     report.figure(name, "bytes", total_bytes(&way.outcomes), "bytes");
-    report.figure(name, "failures", failures(&way.outcomes), "URLs");
+    report.figure(name, "failed", failures(&way.outcomes), "URLs");
     note_failures(report, name, urls, &way.outcomes);
 }
 
@@ -471,10 +471,10 @@ fn run_your_urls(args: &Args) -> anyhow::Result<Report> {
         ("sequential", &sequential, sequential_time, 1),
         ("thread per URL", &threaded, threaded_time, urls.len()),
     ] {
-        report.figure(name, "downloads", urls.len(), "URLs");
+        report.figure(name, "URLs", urls.len(), "URLs");
         report.figure(name, "threads", threads, "threads");
         report.figure(name, "time", ms(took), "ms");
-        report.figure(name, "failures", failures(outcomes), "URLs");
+        report.figure(name, "failed", failures(outcomes), "URLs");
     }
     url_figures(&mut report, urls, &sequential, &threaded);
     note_failures(&mut report, "sequential", urls, &sequential);
@@ -505,7 +505,7 @@ fn url_figures(report: &mut Report, urls: &[String], sequential: &[Outcome], thr
         }
         report.figure(
             url.as_str(),
-            "failures",
+            "failed",
             usize::from(one.is_err()) + usize::from(other.is_err()),
             "of 2",
         );

@@ -26,7 +26,7 @@ fn quick_run_holds_its_claims_and_counts_every_byte() {
     assert_eq!(figure(&report, "thread per URL", "bytes"), 5.0 * body);
     assert_eq!(figure(&report, "fixed pool", "bytes"), 32.0 * body);
     for way in ["sequential", "thread per URL", "fixed pool"] {
-        assert_eq!(figure(&report, way, "failures"), 0.0, "{way}");
+        assert_eq!(figure(&report, way, "failed"), 0.0, "{way}");
     }
     // Timings only as ratios: the threads beat the loop by more than half
     // the number of downloads.
@@ -84,12 +84,12 @@ fn your_urls_report_each_failure_and_exit_0() {
     assert_claims_hold(&report);
 
     for way in ["sequential", "thread per URL"] {
-        assert_eq!(figure(&report, way, "failures"), 2.0, "{way}");
+        assert_eq!(figure(&report, way, "failed"), 2.0, "{way}");
     }
-    assert_eq!(figure(&report, &ok, "failures"), 0.0);
+    assert_eq!(figure(&report, &ok, "failed"), 0.0);
     assert_eq!(figure(&report, &ok, "bytes"), 5.0);
-    assert_eq!(figure(&report, &missing, "failures"), 2.0);
-    assert_eq!(figure(&report, refused, "failures"), 2.0);
+    assert_eq!(figure(&report, &missing, "failed"), 2.0);
+    assert_eq!(figure(&report, refused, "failed"), 2.0);
 
     // Each failure is named with its URL and its cause.
     let notes: Vec<String> = report["notes"]
