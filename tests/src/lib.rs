@@ -137,6 +137,16 @@ impl Lesson {
     /// the middle of its work (say, it has a child process), sends it SIGINT
     /// (Ctrl-C), and reports what it left behind.
     pub fn interrupt_when(&self, args: &[&str], ready: impl Fn(u32) -> bool) -> Interrupted {
+        self.signal_when(args, Signal::SIGINT, ready)
+    }
+
+    /// The same with SIGKILL, which the lesson cannot catch: what the kernel
+    /// cleans up for it (children tied to its life) is all that goes.
+    pub fn kill_when(&self, args: &[&str], ready: impl Fn(u32) -> bool) -> Interrupted {
+        self.signal_when(args, Signal::SIGKILL, ready)
+    }
+
+    fn signal_when(&self, args: &[&str], signal: Signal, ready: impl Fn(u32) -> bool) -> Interrupted {
         let _turn = one_at_a_time();
         let temp_before = self.temp_entries();
         let mut child = Command::new(&self.bin)
@@ -159,7 +169,7 @@ impl Lesson {
             std::thread::sleep(Duration::from_millis(5));
         }
         let children = children_of(pid);
-        kill(Pid::from_raw(pid as i32), Signal::SIGINT).expect("sending SIGINT");
+        kill(Pid::from_raw(pid as i32), signal).expect("sending the signal");
         let status = child.wait().expect("waiting for the interrupted lesson");
         let surviving_children =
             children.iter().copied().filter(|&c| !has_exited(c, Duration::from_secs(5))).collect();

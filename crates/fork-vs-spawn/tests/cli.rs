@@ -41,3 +41,24 @@ fn ctrl_c_leaves_no_child() {
     assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
     assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
 }
+
+/// Whether process `pid` is asleep on a futex: a forked child stuck on
+/// the copied lock (`/proc/PID/wchan` names the kernel function it waits in).
+fn waits_on_a_lock(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|wchan| wchan.contains("futex"))
+}
+
+#[test]
+fn kill_9_leaves_no_child() {
+    // SIGKILL cannot be caught: the fork server, and a forked child stuck on
+    // the copied lock, must die with the lesson by themselves (the kernel's
+    // parent-death signal), not wait on that lock for ever. Killed once at
+    // the start (the fork server), once mid-hazard.
+    let early = lesson().kill_when(&["--timeout-ms", "5000"], |pid| !children_of(pid).is_empty());
+    assert!(early.surviving_children.is_empty(), "{early:?}");
+    let stuck = lesson().kill_when(&["--timeout-ms", "5000", "--starts", "1"], |pid| {
+        children_of(pid).into_iter().any(waits_on_a_lock)
+    });
+    assert!(!stuck.children.is_empty(), "{stuck:?}");
+    assert!(stuck.surviving_children.is_empty(), "{stuck:?}");
+}
