@@ -1,5 +1,6 @@
 //! Every lesson in the workspace speaks the output protocol of ARCHITECTURE.md:
-//! `--quick --json` prints one JSON object whose claims hold, the text report
+//! `--quick --json` prints one JSON object that follows
+//! `schema/report.schema.json` and whose claims hold, the text report
 //! has a line per claim, both fit 80 columns, `--help` explains the shared flags, and bad usage
 //! is answered with exit code 2 and one line.
 //!
@@ -28,11 +29,20 @@ fn lessons() -> Vec<Lesson> {
 }
 
 #[test]
-fn quick_json_is_one_report_whose_claims_hold() {
+fn quick_json_is_one_report_in_the_schema_whose_claims_hold() {
+    let path = lesson_tests::workspace_root().join("schema/report.schema.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("the schema is a valid JSON Schema");
+    let mut off_schema = Vec::new();
     for lesson in lessons() {
         let report = lesson.json(&["--quick"]);
+        let errors =
+            validator.iter_errors(&report).map(|e| format!("{}: {e} at {}", lesson.name, e.instance_path()));
+        off_schema.extend(errors);
         assert_claims_hold(&report);
     }
+    assert!(off_schema.is_empty(), "JSON that does not follow the schema:\n{}", off_schema.join("\n"));
 }
 
 #[test]

@@ -69,6 +69,7 @@ pub fn problems(root: &Path) -> anyhow::Result<Vec<String>> {
             continue;
         };
         problems.extend(header_problems(lesson.name, &main));
+        problems.extend(see_also_problems(lesson.name, &main, &lessons));
         problems.extend(shape_problems(lesson, &main, &lab, &standalone));
     }
 
@@ -122,6 +123,26 @@ fn header_problems(name: &str, text: &str) -> Vec<String> {
         problems.push(format!("{where_}: the header's sample output has no `{title}...` title line"));
     }
     problems
+}
+
+/// `See also:` names only lessons that exist: the backticked names in the
+/// header's paragraph that starts with it.
+fn see_also_problems(name: &str, text: &str, lessons: &[crate::Lesson]) -> Vec<String> {
+    let header = text.lines().take_while(|line| line.starts_with("//!")).map(|line| line[3..].trim());
+    let paragraph: Vec<&str> = header
+        .skip_while(|line| !line.starts_with("See also:"))
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let joined = paragraph.join(" ");
+    joined
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|named| !lessons.iter().any(|lesson| lesson.name == *named))
+        .map(|named| {
+            format!("crates/{name}/src/main.rs: `See also:` names {named}, which is not a lesson (yet)")
+        })
+        .collect()
 }
 
 /// The lines a lesson's `main.rs` ends with: the hand-over to its lab.
@@ -296,6 +317,16 @@ mod tests {
         assert_eq!(header_problems("demo", "fn main() {}\n").len(), 1);
         let placeholder = GOOD_HEADER.replace("demo: a claim", "SAMPLE");
         assert!(header_problems("demo", &placeholder)[0].contains("title line"));
+    }
+
+    #[test]
+    fn see_also_names_only_lessons_that_exist() {
+        let lessons = [lesson("demo", "a claim"), lesson("other", "another")];
+        assert_eq!(see_also_problems("demo", GOOD_HEADER, &lessons), Vec::<String>::new());
+        let future = GOOD_HEADER.replace("`other`.", "`other`,\n//! `pool-map` (soon).");
+        let found = see_also_problems("demo", &future, &lessons);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("pool-map"));
     }
 
     fn lesson(name: &'static str, description: &str) -> crate::Lesson {

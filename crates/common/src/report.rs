@@ -26,7 +26,48 @@ use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
 /// The version of the JSON shape; bump it when a field changes meaning.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
+
+/// The units a figure may be in: one small vocabulary, so that a script
+/// reading several lessons' JSON can rely on them. `schema/report.schema.json`
+/// lists the same (a test keeps the two equal). `x` is a ratio of two
+/// figures, `fraction` a share between 0 and 1; the nouns count things.
+pub const UNITS: &[&str] = &[
+    "s",
+    "ms",
+    "us",
+    "ns",
+    "ns/increment",
+    "bytes",
+    "MiB",
+    "MB/s",
+    "M items/s",
+    "M messages/s",
+    "x",
+    "fraction",
+    "cores",
+    "items",
+    "results",
+    "runs",
+    "threads",
+    "trials",
+    "updates",
+    "URLs",
+    "words",
+];
+
+/// A figure's stable id: its experiment and metric, lowercased, each run of
+/// other characters a `-`, joined by a `.`: "fork() call, bare" and "CPU"
+/// make `fork-call-bare.cpu`.
+pub fn figure_id(experiment: &str, metric: &str) -> String {
+    let slug = |text: &str| {
+        let lower = text.to_lowercase();
+        let words: Vec<&str> =
+            lower.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        words.join("-")
+    };
+    format!("{}.{}", slug(experiment), slug(metric))
+}
 
 /// A measured value: an exact count, or a real number (a time, a ratio).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -95,6 +136,8 @@ impl Number {
 /// One experiment's value of one metric.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
+    /// Stable across runs and flags: see [`figure_id`].
+    pub id: String,
     pub experiment: String,
     pub metric: String,
     pub value: Number,
@@ -375,9 +418,11 @@ impl Report {
         value: impl Into<Number>,
         unit: impl Into<String>,
     ) -> &mut Self {
+        let (experiment, metric) = (experiment.into(), metric.into());
         self.figures.push(Figure {
-            experiment: experiment.into(),
-            metric: metric.into(),
+            id: figure_id(&experiment, &metric),
+            experiment,
+            metric,
             value: value.into(),
             unit: unit.into(),
             key: false,
@@ -605,6 +650,28 @@ fn render_table(figures: &[&Figure]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_schema_lists_the_units_and_the_schema_version() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema/report.schema.json");
+        let schema: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let units: Vec<&str> = schema["$defs"]["figure"]["properties"]["unit"]["enum"]
+            .as_array()
+            .expect("the schema lists the units")
+            .iter()
+            .map(|unit| unit.as_str().unwrap())
+            .collect();
+        assert_eq!(units, UNITS);
+        assert_eq!(schema["properties"]["schema"]["const"], SCHEMA);
+    }
+
+    #[test]
+    fn figure_ids_are_slugs_of_experiment_and_metric() {
+        assert_eq!(figure_id("fork() call, bare", "CPU"), "fork-call-bare.cpu");
+        assert_eq!(figure_id("per decrement", "python / rust"), "per-decrement.python-rust");
+        assert_eq!(figure_id("split load/store", "lost median"), "split-load-store.lost-median");
+    }
+
     fn sample() -> Report {
         let mut report = Report::new("demo", "a claim");
         report.param("threads", 5).param("mode", "fast");
@@ -631,7 +698,7 @@ mod tests {
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["lesson"], "demo");
-        assert_eq!(v["schema"], 1);
+        assert_eq!(v["schema"], 2);
         assert_eq!(v["params"]["threads"], 5);
         assert_eq!(v["results"][1]["key"], true);
         assert!(v["results"][0].get("key").is_none());

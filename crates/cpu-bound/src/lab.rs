@@ -150,12 +150,12 @@ fn thread_figures(report: &mut Report, rows: &[(usize, Paired)], gil: &Paired, p
     let alone = Duration::from_secs_f64(median_secs(&alone_runs));
     report.figure("1 thread", "time", alone.as_secs_f64(), "s");
     report.figure("1 thread", "speedup", 1.0, "x");
-    report.figure("1 thread", "efficiency", 1.0, "");
+    report.figure("1 thread", "efficiency", 1.0, "fraction");
     for (threads, timed) in rows {
         let row = format!("{threads} threads");
         report.figure(&row, "time", timed.time.as_secs_f64(), "s");
         report.figure(&row, "speedup", timed.speedup, "x");
-        report.figure(&row, "efficiency", timed.speedup / *threads as f64, "");
+        report.figure(&row, "efficiency", timed.speedup / *threads as f64, "fraction");
     }
     let gil_row = format!("{pair} threads, one global lock");
     report.figure(&gil_row, "time", gil.time.as_secs_f64(), "s");

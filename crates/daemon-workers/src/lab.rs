@@ -118,11 +118,11 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     report.claim(clean_shutdown_keeps_all(items, kept[1]));
 
     // Throughput, for context.
-    report.table("queue throughput, tiny items (put, get, task_done, join)");
-    for team in [1, workers] {
+    report.table(format!("queue throughput, tiny items (put, get, task_done, join), {workers} workers"));
+    for (team, row) in [(1, "1 worker"), (workers, "every worker")] {
         let rate =
             queue_throughput(team, messages).context("starting the worker threads of the throughput test")?;
-        report.figure(format!("{team} worker(s)"), "throughput", rate / 1e6, "M items/s");
+        report.figure(row, "throughput", rate / 1e6, "M items/s");
     }
     report.note(
         "For comparison, CPython 3.11's queue.Queue with task_done and join moved about 0.1 M items/s \

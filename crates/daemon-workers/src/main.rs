@@ -40,11 +40,11 @@
 //! daemon exit        20                0       20
 //! close and join     20               20        0
 //!
-//! queue throughput, tiny items (put, get, task_done, join)
+//! queue throughput, tiny items (put, get, task_done, join), 10 workers
 //! experiment    throughput
 //!                M items/s
-//! 1 worker(s)         24.6
-//! 10 worker(s)        10.5
+//! 1 worker            24.6
+//! every worker        10.5
 //!
 //! For comparison, CPython 3.11's queue.Queue with task_done and join moved about
 //!   0.1 M items/s between two threads on the 2-core machine this lesson was

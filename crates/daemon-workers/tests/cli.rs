@@ -20,7 +20,7 @@ fn quick_run_counts_exactly() {
     assert_eq!(figure(&report, "daemon exit", "lost"), 7.0);
     assert_eq!(figure(&report, "close and join", "results in file"), 7.0);
     assert_eq!(figure(&report, "close and join", "lost"), 0.0);
-    assert!(figure(&report, "1 worker(s)", "throughput") > 0.0);
+    assert!(figure(&report, "1 worker", "throughput") > 0.0);
 }
 
 #[test]

@@ -114,7 +114,7 @@ fn run(args: &Args, size: usize, server: ForkServer) -> anyhow::Result<Report> {
 
     report.table(format!("copy-on-write: the parent holds {size_mib} MiB"));
     let cow = copy_on_write(size)?;
-    tabulate_copy_on_write(&mut report, &cow, size_mib);
+    tabulate_copy_on_write(&mut report, &cow);
     if size_mib < MEASURABLE_MIB {
         let why = format!(
             "{size_mib} MiB is too small beside what a fork costs anyway (use {MEASURABLE_MIB} or more)"
@@ -341,12 +341,12 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / f64::from(1 << 20)
 }
 
-fn tabulate_copy_on_write(report: &mut Report, cow: &CopyOnWrite, size_mib: u64) {
+fn tabulate_copy_on_write(report: &mut Report, cow: &CopyOnWrite) {
     report.figure("child, right after fork", "private", mib(cow.after_fork.private_bytes), "MiB");
     report.figure("child, after writing half", "private", mib(cow.after_writing.private_bytes), "MiB");
     report.figure("child, after writing half", "expected", mib(cow.size as u64 / 2), "MiB");
     report.figure("fork() call, bare", "CPU", cow.bare_fork * 1e3, "ms");
-    report.figure(format!("fork() call, {size_mib} MiB resident"), "CPU", cow.big_fork * 1e3, "ms");
+    report.figure("fork() call, buffer resident", "CPU", cow.big_fork * 1e3, "ms");
     report.note(
         "private: the child's pages no other process maps (smaps_rollup), read by the child itself. \
          CPU: the median CPU time of the fork call in the parent.",

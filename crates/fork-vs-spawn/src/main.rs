@@ -54,7 +54,7 @@
 //! child, right after fork          0.062         -      -
 //! child, after writing half          128       128      -
 //! fork() call, bare                    -         -  0.066
-//! fork() call, 256 MiB resident        -         -   4.71
+//! fork() call, buffer resident        -         -   4.71
 //!
 //! take a lock another thread of the parent holds (3 trials)
 //! experiment     got the lock  stuck until killed

@@ -73,8 +73,7 @@
 //! the counts do not, and the PSS figures move by a fraction of a MiB.
 //!
 //! See also: `fork-vs-spawn` (what a child inherits, and copy-on-write),
-//! `pool-map` (when a process pool's copying costs more than it saves),
-//! `spawn-cost` (what one more thread or process costs).
+//! `cpu-bound` (when threads, not processes, are the answer).
 
 // tidy: longer than 300 lines because the sample output (40 lines) shows both
 // tables and the three claims, and the process strategies are taught whole:

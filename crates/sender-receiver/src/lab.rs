@@ -133,7 +133,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
 
     report.table("channel throughput, one producer thread to one consumer thread");
     for (channel, elapsed) in channel_throughputs(messages)? {
-        report.figure(&channel, "messages/s", messages as f64 / elapsed.as_secs_f64() / 1e6, "millions");
+        report.figure(&channel, "throughput", messages as f64 / elapsed.as_secs_f64() / 1e6, "M messages/s");
         report.figure(&channel, "time", elapsed.as_secs_f64() * 1e3, "ms");
     }
     report.note(
@@ -193,7 +193,7 @@ fn stop_figures(report: &mut Report, experiments: &[(&str, &str, &[Stopped])], c
     for &(experiment, short, runs) in experiments {
         let latencies: Vec<Duration> = runs.iter().map(|r| r.latency).collect();
         medians_ms.push(median_secs(&latencies) * 1e3);
-        report.figure(experiment, "runs", runs.len(), "");
+        report.figure(experiment, "runs", runs.len(), "runs");
         report.figure(experiment, "in order", runs_in_order(runs, count), "runs");
         report.figure(experiment, "stop median", medians_ms[medians_ms.len() - 1], "ms");
         if short == "select" {

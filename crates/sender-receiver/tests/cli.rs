@@ -41,7 +41,7 @@ fn quick_run_stops_every_sender_and_its_claims_hold() {
     assert_eq!(verdict(&report, "drop-joins"), Some(true));
 
     for channel in ["crossbeam bounded(1024)", "crossbeam unbounded", "std mpsc sync_channel(1024)"] {
-        assert!(figure(&report, channel, "messages/s") > 0.0, "{channel}");
+        assert!(figure(&report, channel, "throughput") > 0.0, "{channel}");
     }
 }
 
