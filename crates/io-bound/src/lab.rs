@@ -64,8 +64,23 @@ struct Args {
 
 pub fn main() -> ExitCode {
     let args: Args = common::cli::parse();
+    let change = "--latency-ms, --downloads, --pool-downloads or --workers";
+    let checked = args.common.check_run_time(run_time(&args), change);
     // No clean-up to install: the lab starts no child process and writes no file.
-    common::cli::finish(&args.common, run(&args))
+    common::cli::finish(&args.common, checked.and_then(|()| run(&args)))
+}
+
+/// How long these flags make the run against the loopback server, worked
+/// out before anything starts: one latency per download one after the
+/// other, one for a thread per URL, one per round of the pool. (With
+/// `--url`, at most 10 s per URL, twice.)
+fn run_time(args: &Args) -> Duration {
+    if !args.urls.is_empty() {
+        return URL_TIMEOUT * 2 * args.urls.len() as u32;
+    }
+    let latency = Duration::from_millis(args.latency_ms.unwrap_or(args.common.pick(200, 100)));
+    let pool = args.pool_downloads.unwrap_or(args.common.pick(100, 32)).div_ceil(args.workers);
+    latency * (args.downloads + 1 + pool)
 }
 
 /// The loopback experiment, or, with `--url`, the reader's own URLs.
@@ -637,6 +652,15 @@ mod tests {
         let ways = [sequential, threaded, one_worker];
         assert_eq!(same_bytes(&ways, 100).verdict, Verdict::Holds);
         assert_eq!(same_bytes(&ways, 101).verdict, Verdict::DoesNotHold);
+    }
+
+    #[test]
+    fn runs_of_hours_are_refused_and_the_default_is_not() {
+        let parse = |args: &[&str]| Args::try_parse_from([&["io-bound"], args].concat()).unwrap();
+        assert!(run_time(&parse(&[])) < Duration::from_secs(10));
+        let most = parse(&["--latency-ms", "10000", "--downloads", "1024"]);
+        let refused = most.common.check_run_time(run_time(&most), "--downloads").unwrap_err();
+        assert!(refused.to_string().contains("hours"), "{refused}");
     }
 
     #[test]

@@ -41,8 +41,24 @@ struct Args {
 
 pub fn main() -> ExitCode {
     let args: Args = common::cli::parse();
+    let change = "--threads, --increments, --trials or --pause-ms";
+    let checked = args.common.check_run_time(run_time(&args), change);
     // No clean-up to install: the lesson starts no child process and writes no file.
-    common::cli::finish(&args.common, run(&args))
+    common::cli::finish(&args.common, checked.and_then(|()| run(&args)))
+}
+
+/// How long these flags make the run, worked out before anything starts:
+/// each trial of the split load/store makes threads x increments updates,
+/// at most about 20 ns each when the threads fight over the counter's cache
+/// line (a debug build, 2 cores, measured), shared by the cores; each trial
+/// of the read, pause, write takes one pause.
+fn run_time(args: &Args) -> Duration {
+    let trials = f64::from(args.trials.unwrap_or(args.common.pick(20, 10)));
+    let increments = args.increments.unwrap_or(args.common.pick(500_000, 100_000)) as f64;
+    let threads = f64::from(args.threads);
+    let parallel = threads.min(common::measure::cores() as f64);
+    let split = threads * increments * 20e-9 / parallel;
+    Duration::from_secs_f64(trials * (split + args.pause_ms as f64 * 1e-3))
 }
 
 fn run(args: &Args) -> anyhow::Result<Report> {
@@ -161,6 +177,16 @@ mod tests {
     use super::*;
     use common::report::Verdict;
     use std::sync::Mutex;
+
+    #[test]
+    fn runs_of_days_are_refused_and_the_default_is_not() {
+        let parse = |args: &[&str]| Args::try_parse_from([&["race-condition"], args].concat()).unwrap();
+        let default = parse(&[]);
+        assert!(run_time(&default) < Duration::from_secs(10), "{:?}", run_time(&default));
+        let most = parse(&["--threads", "1024", "--increments", "100000000", "--trials", "1000"]);
+        let refused = most.common.check_run_time(run_time(&most), "--threads").unwrap_err();
+        assert!(refused.to_string().contains("days"), "{refused}");
+    }
 
     #[test]
     fn lost_updates_fails_with_one_thread() {
