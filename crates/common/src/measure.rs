@@ -181,6 +181,22 @@ impl CpuShare {
         self.machine_busy_cores.map(|busy| (busy - self.cores_received()).max(0.0))
     }
 
+    /// `Ok(())` if other programs left at least `needed` cores free while the
+    /// work ran (from `/proc/stat`; `Ok` where it cannot be read); otherwise
+    /// the reason, in words, for an inconclusive verdict. It asks what was
+    /// available, not what the work got: threads that starve themselves (on
+    /// a lock of their own, say) must still fail a claim, not be excused.
+    pub fn free_at_least(&self, needed: f64, who: &str) -> Result<(), String> {
+        let Some(others) = self.others_busy_cores() else { return Ok(()) };
+        if self.machine_cores as f64 - others >= needed {
+            return Ok(());
+        }
+        Err(format!(
+            "other programs kept {others:.1} of {} cores busy; {who} need {needed:.1} free",
+            self.machine_cores
+        ))
+    }
+
     /// `Ok(())` if the work received at least `needed` cores on average;
     /// otherwise the reason, in words, for an inconclusive verdict:
     /// "the 2 threads received 1.10 cores of the 1.60 needed; other programs
@@ -208,6 +224,10 @@ pub struct Memory {
     /// Pages only this process maps (`Private_Clean` + `Private_Dirty`):
     /// after a fork, the pages the child has written and so copied.
     pub private_bytes: u64,
+    /// Anonymous pages (`Anonymous`): memory not backed by a file, such as
+    /// the heap. A file's pages mapped by one process alone are private
+    /// too, but never anonymous, so this tells a copy from a mapping.
+    pub anonymous_bytes: u64,
 }
 
 /// The memory of process `pid` now (Linux only: it reads `/proc`).
@@ -238,6 +258,7 @@ pub fn parse_smaps_rollup(text: &str) -> anyhow::Result<Memory> {
         rss_bytes: field("Rss:")?,
         pss_bytes: field("Pss:")?,
         private_bytes: field("Private_Clean:")? + field("Private_Dirty:")?,
+        anonymous_bytes: field("Anonymous:")?,
     })
 }
 
@@ -281,8 +302,13 @@ mod tests {
 
     #[test]
     fn parses_smaps_rollup() {
-        let text = "55d0-7ffe ---p 00000000 00:00 0 [rollup]\nRss:                4096 kB\nPss:                1024 kB\nPss_Anon:            512 kB\nPrivate_Clean:        16 kB\nPrivate_Dirty:       100 kB\n";
-        let memory = Memory { rss_bytes: 4096 * 1024, pss_bytes: 1024 * 1024, private_bytes: 116 * 1024 };
+        let text = "55d0-7ffe ---p 00000000 00:00 0 [rollup]\nRss:                4096 kB\nPss:                1024 kB\nPss_Anon:            512 kB\nPrivate_Clean:        16 kB\nPrivate_Dirty:       100 kB\nAnonymous:           512 kB\n";
+        let memory = Memory {
+            rss_bytes: 4096 * 1024,
+            pss_bytes: 1024 * 1024,
+            private_bytes: 116 * 1024,
+            anonymous_bytes: 512 * 1024,
+        };
         assert_eq!(parse_smaps_rollup(text).unwrap(), memory);
         assert!(parse_smaps_rollup("Rss: 1 kB\n").is_err());
     }
@@ -342,6 +368,7 @@ mod tests {
         let buffer = vec![1u8; 64 << 20];
         let after = memory_of_self().unwrap();
         assert!(after.pss_bytes >= before.pss_bytes + (48 << 20), "{before:?} -> {after:?}");
+        assert!(after.anonymous_bytes >= before.anonymous_bytes + (48 << 20), "{before:?} -> {after:?}");
         assert!(after.rss_bytes >= after.pss_bytes);
         std::hint::black_box(&buffer);
     }

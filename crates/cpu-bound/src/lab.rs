@@ -171,22 +171,6 @@ fn thread_figures(report: &mut Report, rows: &[(usize, Paired)], gil: &Paired, p
     alone
 }
 
-/// `Ok(())` if other programs left at least `needed` cores free while the
-/// work ran (from /proc/stat); otherwise the reason for an inconclusive
-/// verdict. It asks what was available, not what the threads got: threads
-/// that starve themselves on a lock of their own must still fail a claim.
-fn cores_were_free(share: &CpuShare, needed: f64, who: &str) -> Result<(), String> {
-    let Some(others) = share.others_busy_cores() else { return Ok(()) };
-    let free = share.machine_cores as f64 - others;
-    if free >= needed {
-        return Ok(());
-    }
-    Err(format!(
-        "other programs kept {others:.1} of {} cores busy; {who} need {needed:.1} free",
-        share.machine_cores
-    ))
-}
-
 /// Claim `threads-scale`: with T threads (min(cores, 2) by default) the
 /// speedup is at least 0.7 x min(T, cores), given that other programs left
 /// that many cores free and each core worked as fast as one alone. (On a
@@ -207,7 +191,7 @@ fn threads_scale(threads: usize, cores: usize, unlocked: Option<&Paired>) -> Cla
         timed.share.cores_received(),
         timed.cpu_ratio
     );
-    let met = cores_were_free(&timed.share, target, &format!("{threads} threads")).and_then(|()| {
+    let met = timed.share.free_at_least(target, &format!("{threads} threads")).and_then(|()| {
         // A core shared with work this machine cannot see (the host's other
         // guests, a busy hyperthread sibling) runs slower while looking
         // free: the same work takes more CPU time than it did alone.

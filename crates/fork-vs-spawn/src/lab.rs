@@ -519,7 +519,8 @@ mod tests {
     }
 
     fn cow(after_fork_mib: u64, after_writing_mib: u64, bare: f64, big: f64) -> CopyOnWrite {
-        let memory = |mib: u64| Memory { rss_bytes: 0, pss_bytes: 0, private_bytes: mib << 20 };
+        let memory =
+            |mib: u64| Memory { rss_bytes: 0, pss_bytes: 0, private_bytes: mib << 20, anonymous_bytes: 0 };
         CopyOnWrite {
             size: 64 << 20,
             after_fork: memory(after_fork_mib),

@@ -2,7 +2,7 @@
 //! where the lesson promises exactness, its claims hold, and bad input gets
 //! exit code 2 with one line.
 
-use lesson_tests::{Lesson, assert_claims_hold, figure, verdict};
+use lesson_tests::{Lesson, assert_claims_hold, figure, verdict_name};
 
 fn lesson() -> Lesson {
     Lesson::new("race-condition", env!("CARGO_BIN_EXE_race-condition"))
@@ -40,7 +40,8 @@ fn one_thread_cannot_lose_an_update() {
     let a = "split load/store";
     assert_eq!(figure(&report, a, "final min"), figure(&report, a, "expected"));
     assert_eq!(figure(&report, a, "trials lost"), 0.0);
-    assert_eq!(verdict(&report, "lost-updates"), Some(false));
+    // Does not hold; or, when other programs held the cores, inconclusive.
+    assert_ne!(verdict_name(&report, "lost-updates"), "holds");
 }
 
 #[test]
