@@ -219,6 +219,9 @@ fn tabulate_starts(report: &mut Report, costs: &[StartCost]) {
         report.figure(cost.method, "latency", cost.latency * 1e3, "ms");
         report.figure(cost.method, "CPU per start", cost.cpu * 1e3, "ms");
         report.figure(cost.method, "CPU vs fork", cost.cpu / fork_cpu, "x");
+        if cost.method == "spawn" {
+            report.key();
+        }
     }
     report.note(
         "latency: the median from asking for a worker to its first message. CPU per start: this \
