@@ -183,6 +183,14 @@ fn key_figure(report: &Value) -> String {
     .to_string()
 }
 
+/// `text` cut to `width` characters, with an ellipsis where it was cut.
+fn shortened(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    text.chars().take(width.saturating_sub(1)).chain(['…']).collect()
+}
+
 /// A measured real with about three significant digits, as the lessons print it.
 fn about_three_digits(value: f64) -> String {
     let decimals = match value.abs() {
@@ -208,8 +216,18 @@ fn print_summary(outcomes: &[Outcome], quick: bool, busy: bool) {
         })
         .collect();
     let header = ["lesson", "result", "claims", "key figure", "seconds"].map(String::from);
-    let widths: Vec<usize> = (0..5)
+    let mut widths: Vec<usize> = (0..5)
         .map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    // The table keeps within 80 columns: the key figure gives way.
+    let others: usize = widths.iter().enumerate().filter(|&(c, _)| c != 3).map(|(_, w)| w).sum();
+    widths[3] = widths[3].min(80usize.saturating_sub(others + 8).max(10));
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|mut row| {
+            row[3] = shortened(&row[3], widths[3]);
+            row
+        })
         .collect();
     println!(
         "\ncargo xtask all{}{}: {} lessons on this machine\n",
@@ -303,6 +321,12 @@ mod tests {
         let outcome = outcome_of("claim", &REPORT.replace("VERDICT", "does not hold"), 0);
         assert_eq!(outcome.failure.as_deref(), Some("claims that did not hold: x"));
         assert_eq!(outcome.undecided, ["✘ x: 1.2x"]);
+    }
+
+    #[test]
+    fn a_long_key_figure_is_cut_to_fit() {
+        assert_eq!(shortened("split load/store: lost", 10), "split loa…");
+        assert_eq!(shortened("short", 10), "short");
     }
 
     #[test]
