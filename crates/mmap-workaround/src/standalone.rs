@@ -24,8 +24,8 @@ fn main() {
     let path = std::env::temp_dir().join(format!("mmap-workaround-{}.txt", std::process::id()));
     std::fs::write(&path, text).expect("writing the text to the temporary directory");
 
-    let one = one_thread(text);
-    let threads = threads_sharing_one_buffer(text, workers);
+    let one = one_thread(text, &|| {});
+    let threads = threads_sharing_one_buffer(text, workers, &|| {});
     let copies = processes_with_copied_chunks(text, workers, |_, _| Ok(()));
     let mapped = processes_sharing_one_mmap(&path, workers, |_, _| Ok(()));
     // Deleted before anything is asserted, so that a failure leaves no file behind.
