@@ -241,34 +241,6 @@ impl Claim {
         }
     }
 
-    /// A timing claim checked up to `attempts` times: `attempt(k)` measures
-    /// (attempt 1 may reuse figures already taken) and returns whether the
-    /// claim held and the evidence. A busy machine can spoil one measurement,
-    /// so a miss is measured again before the claim is said not to hold; the
-    /// evidence says how many attempts it took, and shows every one.
-    pub fn remeasured(
-        id: impl Into<String>,
-        statement: impl Into<String>,
-        attempts: usize,
-        mut attempt: impl FnMut(usize) -> anyhow::Result<(bool, String)>,
-    ) -> anyhow::Result<Self> {
-        let mut seen = Vec::new();
-        for k in 1..=attempts.max(1) {
-            let (holds, evidence) = attempt(k)?;
-            seen.push(evidence);
-            if holds {
-                let evidence = if k == 1 {
-                    seen.remove(0)
-                } else {
-                    format!("held on attempt {k} of {attempts} ({})", seen.join("; "))
-                };
-                return Ok(Claim::check(id, statement, true, evidence));
-            }
-        }
-        let evidence = format!("did not hold in {} attempts ({})", seen.len(), seen.join("; "));
-        Ok(Claim::check(id, statement, false, evidence))
-    }
-
     /// A claim this run could not test, and why.
     pub fn skipped(id: impl Into<String>, statement: impl Into<String>, why: impl Into<String>) -> Self {
         let why = why.into();
@@ -713,17 +685,6 @@ mod tests {
         assert_eq!(v["claims"][2]["reason"], "got 1.1 cores");
         assert!(v["host"]["cores"].as_u64().unwrap() >= 1);
         assert!(v["elapsed_s"].as_f64().unwrap() >= 0.0);
-    }
-
-    #[test]
-    fn remeasured_claims_say_how_many_attempts_they_took() {
-        let first = Claim::remeasured("a", "s", 3, |k| Ok((true, format!("try {k}")))).unwrap();
-        assert_eq!((first.verdict, first.evidence.as_str()), (Verdict::Holds, "try 1"));
-        let third = Claim::remeasured("a", "s", 3, |k| Ok((k == 3, format!("try {k}")))).unwrap();
-        assert_eq!(third.evidence, "held on attempt 3 of 3 (try 1; try 2; try 3)");
-        let never = Claim::remeasured("a", "s", 2, |k| Ok((false, format!("try {k}")))).unwrap();
-        assert_eq!(never.verdict, Verdict::DoesNotHold);
-        assert_eq!(never.evidence, "did not hold in 2 attempts (try 1; try 2)");
     }
 
     #[test]
