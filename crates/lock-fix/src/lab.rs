@@ -4,9 +4,11 @@
 //! read-pause-write with the guard held against the pauses made one after
 //! the other, and checks the claims against those figures.
 
+use std::io;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Parser;
 use common::cli::CommonArgs;
 use common::measure::{median, ns_per, thread_cpu_time};
@@ -123,7 +125,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
 
     // The four fixes of the counter, each with all the threads (wall time)
     // and alone on this thread (its CPU time).
-    let contended = time_contended(threads, increments, trials);
+    let contended = time_contended(threads, increments, trials).context("starting the threads")?;
     let alone = time_alone(&Fix::ALONE, increments, trials);
     for (fix, runs) in &contended {
         let ns: Vec<f64> = runs.iter().map(|run| ns_per(run.time, run.expected)).collect();
@@ -149,7 +151,8 @@ fn run(args: &Args) -> anyhow::Result<Report> {
 
     // The read-pause-write, with one guard held across all three steps.
     report.table("");
-    let turns = take_turns(threads, pause, trials, read_pause_write_locked);
+    let turns =
+        take_turns(threads, pause, trials, read_pause_write_locked).context("starting the threads")?;
     let serial_time = threads as f64 * pause.as_secs_f64();
     let held = "guard held across the pause";
     report.figure(held, "final min", turns.fewest_updates, "updates");
@@ -279,17 +282,17 @@ struct Run {
 
 /// Runs each fix with `threads` threads, `trials` times, timing each run
 /// from the threads' release to the last one's end (wall time).
-fn time_contended(threads: usize, increments: u64, trials: u32) -> Vec<(Fix, Vec<Run>)> {
+fn time_contended(threads: usize, increments: u64, trials: u32) -> io::Result<Vec<(Fix, Vec<Run>)>> {
     Fix::ALL
         .into_iter()
         .map(|fix| {
             let runs = (0..trials)
                 .map(|_| {
-                    let (total, time) = count_with(fix, threads, increments);
-                    Run { name: fix.name(), threads, expected: threads as u64 * increments, total, time }
+                    let (total, time) = count_with(fix, threads, increments)?;
+                    Ok(Run { name: fix.name(), threads, expected: threads as u64 * increments, total, time })
                 })
-                .collect();
-            (fix, runs)
+                .collect::<io::Result<_>>()?;
+            Ok((fix, runs))
         })
         .collect()
 }
@@ -377,43 +380,43 @@ fn take_turns(
     pause: Duration,
     trials: u32,
     read_pause_write: fn(&Mutex<u64>, Duration),
-) -> Turns {
+) -> io::Result<Turns> {
     let mut turns = Turns { trials, fewest_updates: u64::MAX, exact_trials: 0, shortest: Duration::MAX };
     for _ in 0..trials {
         let database = Mutex::new(0);
-        let (_, elapsed) = timed_together(threads, || read_pause_write(&database, pause));
+        let (_, elapsed) = timed_together(threads, || read_pause_write(&database, pause))?;
         let value = *database.lock().unwrap();
         turns.fewest_updates = turns.fewest_updates.min(value);
         turns.exact_trials += u32::from(value == threads as u64);
         turns.shortest = turns.shortest.min(elapsed);
     }
-    turns
+    Ok(turns)
 }
 
 /// Runs `fix` with `threads` threads of `increments` each; returns the total
 /// it counted and the wall time from the threads' release to the last join.
-fn count_with(fix: Fix, threads: usize, increments: u64) -> (u64, Duration) {
-    match fix {
+fn count_with(fix: Fix, threads: usize, increments: u64) -> io::Result<(u64, Duration)> {
+    Ok(match fix {
         Fix::StdMutex => {
             let counter = Mutex::new(0);
-            let elapsed = timed_together(threads, || add_with_std_mutex(&counter, increments)).1;
+            let elapsed = timed_together(threads, || add_with_std_mutex(&counter, increments))?.1;
             (*counter.lock().unwrap(), elapsed)
         }
         Fix::ParkingLotMutex => {
             let counter = parking_lot::Mutex::new(0);
-            let elapsed = timed_together(threads, || add_with_parking_lot(&counter, increments)).1;
+            let elapsed = timed_together(threads, || add_with_parking_lot(&counter, increments))?.1;
             (*counter.lock(), elapsed)
         }
         Fix::FetchAdd => {
             let counter = AtomicU64::new(0);
-            let elapsed = timed_together(threads, || add_with_fetch_add(&counter, increments)).1;
+            let elapsed = timed_together(threads, || add_with_fetch_add(&counter, increments))?.1;
             (counter.load(Ordering::Relaxed), elapsed)
         }
         Fix::PerThreadSums => {
-            let (sums, elapsed) = timed_together(threads, || count_locally(increments));
+            let (sums, elapsed) = timed_together(threads, || count_locally(increments))?;
             (sums.iter().sum(), elapsed)
         }
-    }
+    })
 }
 
 /// Runs `fix` on this thread alone, `increments` times; returns the total it
@@ -453,15 +456,15 @@ fn on_cpu<R>(work: impl FnOnce() -> R) -> (R, Duration) {
 /// thread reads the clock itself, after the barrier and after its work:
 /// whichever thread the barrier lets go first may be done before a sleeping
 /// thread (this one, say) is even woken up.
-fn timed_together<R: Send>(threads: usize, work: impl Fn() -> R + Sync) -> (Vec<R>, Duration) {
+fn timed_together<R: Send>(threads: usize, work: impl Fn() -> R + Sync) -> io::Result<(Vec<R>, Duration)> {
     let spans: Vec<(R, Instant, Instant)> = crate::run_together(threads, || {
         let started = Instant::now();
         let result = work();
         (result, started, Instant::now())
-    });
+    })?;
     let first_start = spans.iter().map(|s| s.1).min().expect("at least one thread");
     let last_end = spans.iter().map(|s| s.2).max().expect("at least one thread");
-    (spans.into_iter().map(|s| s.0).collect(), last_end - first_start)
+    Ok((spans.into_iter().map(|s| s.0).collect(), last_end - first_start))
 }
 
 /// Every claim can fail: each test below runs the case with its phenomenon
@@ -498,7 +501,8 @@ mod tests {
         let mut runs: Vec<Run> = Vec::new();
         while runs.len() < 50 && runs.iter().all(|run| run.total == run.expected) {
             let counter = AtomicU64::new(0);
-            let (_, time) = timed_together(threads, || add_with_split_load_store(&counter, increments));
+            let (_, time) =
+                timed_together(threads, || add_with_split_load_store(&counter, increments)).unwrap();
             let total = counter.load(Ordering::Relaxed);
             runs.push(Run {
                 name: "split load/store",
@@ -513,6 +517,7 @@ mod tests {
         assert!(claim.evidence.contains("split load/store with 4 threads ended at"), "{}", claim.evidence);
         // And the fixes, run the same way, are exact.
         let fixed: Vec<Run> = time_contended(threads, 10_000, 2)
+            .unwrap()
             .into_iter()
             .chain(time_alone(&Fix::ALONE, 10_000, 2))
             .flat_map(|(_, runs)| runs)
@@ -565,12 +570,12 @@ mod tests {
     fn guard_serializes_fails_when_the_guard_is_let_go_between_read_and_write() {
         // The bug: the threads pause side by side, so a trial takes about
         // one pause, and all but one of their writes are overwritten.
-        let turns = take_turns(4, Duration::from_millis(10), 3, read_pause_write);
+        let turns = take_turns(4, Duration::from_millis(10), 3, read_pause_write).unwrap();
         let claim = guard_serializes(&turns, 4, 10);
         assert_eq!(claim.verdict, Verdict::DoesNotHold, "{}", claim.evidence);
         // The fix, measured the same way: counts and a lower bound on time,
         // which a busy machine cannot break.
-        let turns = take_turns(4, Duration::from_millis(10), 3, read_pause_write_locked);
+        let turns = take_turns(4, Duration::from_millis(10), 3, read_pause_write_locked).unwrap();
         assert_eq!(guard_serializes(&turns, 4, 10).verdict, Verdict::Holds);
     }
 }

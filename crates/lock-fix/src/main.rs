@@ -74,7 +74,8 @@
 //! (what one lock that every thread must take does to a speedup).
 
 use std::hint::black_box;
-use std::sync::Barrier;
+use std::io;
+use std::sync::RwLock;
 use std::thread;
 use std::time::Duration;
 
@@ -93,24 +94,36 @@ use std::sync::{
 };
 
 /// Starts `threads` threads that each run `work` once, all released at the
-/// same moment, and returns what each one returned. The barrier holds every
-/// thread at the start line until all have been created, so that they
-/// contend for the counter instead of running one after the other (starting
-/// a thread takes about as long as a short loop). Scoped threads may borrow
-/// the counter from the caller's stack: the scope joins them all before it
+/// same moment, and returns what each one returned. The start line holds
+/// every thread back until all have been created, so that they contend for
+/// the counter instead of running one after the other (starting a thread
+/// takes about as long as a short loop): a write lock this thread holds
+/// while it starts them, which each new thread waits to read. Unlike a
+/// `Barrier`, it opens on every path, also when `Builder::spawn_scoped`
+/// fails for lack of room for one more thread: the threads that did start
+/// run and are joined, and the error returns. Scoped threads may borrow the
+/// counter from the caller's stack: the scope joins them all before it
 /// returns, so the caller's final read sees every update.
-fn run_together<R: Send>(threads: usize, work: impl Fn() -> R + Sync) -> Vec<R> {
-    let start_line = Barrier::new(threads);
+fn run_together<R: Send>(threads: usize, work: impl Fn() -> R + Sync) -> io::Result<Vec<R>> {
+    let start_line = RwLock::new(());
     thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    start_line.wait();
-                    work()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("counting threads do not panic")).collect()
+        let closed = start_line.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut handles = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let started = thread::Builder::new().spawn_scoped(scope, || {
+                drop(start_line.read().unwrap_or_else(|poisoned| poisoned.into_inner()));
+                work()
+            });
+            match started {
+                Ok(handle) => handles.push(handle),
+                Err(no_room) => {
+                    drop(closed);
+                    return Err(no_room);
+                }
+            }
+        }
+        drop(closed);
+        Ok(handles.into_iter().map(|h| h.join().expect("counting threads do not panic")).collect())
     })
 }
 

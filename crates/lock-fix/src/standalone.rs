@@ -7,14 +7,16 @@ fn main() {
     let expected = threads as u64 * increments;
 
     let racy = AtomicU64::new(0);
-    run_together(threads, || add_with_split_load_store(&racy, increments));
+    run_together(threads, || add_with_split_load_store(&racy, increments)).expect("starting the threads");
     let std_mutex = Mutex::new(0);
-    run_together(threads, || add_with_std_mutex(&std_mutex, increments));
+    run_together(threads, || add_with_std_mutex(&std_mutex, increments)).expect("starting the threads");
     let parking_lot_mutex = parking_lot::Mutex::new(0);
-    run_together(threads, || add_with_parking_lot(&parking_lot_mutex, increments));
+    run_together(threads, || add_with_parking_lot(&parking_lot_mutex, increments))
+        .expect("starting the threads");
     let fetch_add = AtomicU64::new(0);
-    run_together(threads, || add_with_fetch_add(&fetch_add, increments));
-    let sums: u64 = run_together(threads, || count_locally(increments)).iter().sum();
+    run_together(threads, || add_with_fetch_add(&fetch_add, increments)).expect("starting the threads");
+    let sums: u64 =
+        run_together(threads, || count_locally(increments)).expect("starting the threads").iter().sum();
     let counted =
         [*std_mutex.lock().unwrap(), *parking_lot_mutex.lock(), fetch_add.load(Ordering::Relaxed), sums];
     let racy = racy.load(Ordering::Relaxed);
@@ -26,9 +28,9 @@ fn main() {
     // write, then held across all three steps.
     let pause = std::time::Duration::from_millis(5);
     let released = Mutex::new(0);
-    run_together(threads, || read_pause_write(&released, pause));
+    run_together(threads, || read_pause_write(&released, pause)).expect("starting the threads");
     let held = Mutex::new(0);
-    run_together(threads, || read_pause_write_locked(&held, pause));
+    run_together(threads, || read_pause_write_locked(&held, pause)).expect("starting the threads");
     let (released, held) = (*released.lock().unwrap(), *held.lock().unwrap());
     println!("read, pause, write by {threads} threads: guard released {released}, guard held {held}");
     assert!((1..=threads as u64).contains(&released));
