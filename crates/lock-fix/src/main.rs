@@ -96,14 +96,12 @@ use std::sync::{
 /// Starts `threads` threads that each run `work` once, all released at the
 /// same moment, and returns what each one returned. The start line holds
 /// every thread back until all have been created, so that they contend for
-/// the counter instead of running one after the other (starting a thread
-/// takes about as long as a short loop): a write lock this thread holds
-/// while it starts them, which each new thread waits to read. Unlike a
-/// `Barrier`, it opens on every path, also when `Builder::spawn_scoped`
+/// the counter instead of running one after the other: a write lock this
+/// thread holds while it starts them, which each new thread waits to read.
+/// Unlike a `Barrier`, it opens on every path, also when `spawn_scoped`
 /// fails for lack of room for one more thread: the threads that did start
-/// run and are joined, and the error returns. Scoped threads may borrow the
-/// counter from the caller's stack: the scope joins them all before it
-/// returns, so the caller's final read sees every update.
+/// run and are joined, and the error returns. The scope joins them all
+/// before it returns, so the caller's final read sees every update.
 fn run_together<R: Send>(threads: usize, work: impl Fn() -> R + Sync) -> io::Result<Vec<R>> {
     let start_line = RwLock::new(());
     thread::scope(|scope| {
