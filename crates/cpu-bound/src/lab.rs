@@ -5,14 +5,14 @@
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use common::child::output_with_deadline;
 use common::cleanup::TempDir;
 use common::cli::CommonArgs;
-use common::measure::{CpuShare, CpuWindow, cores, median, median_secs};
+use common::measure::{CpuShare, CpuWindow, cores, median, median_secs, thread_cpu_time};
 use common::{Claim, Report};
 
 use crate::{countdown, gil_countdown, split_countdown};
@@ -191,7 +191,11 @@ fn threads_scale(threads: usize, cores: usize, unlocked: Option<&Paired>) -> Cla
         timed.share.cores_received(),
         timed.cpu_ratio
     );
-    let met = timed.share.free_at_least(target, &format!("{threads} threads")).and_then(|()| {
+    // Free cores asked for: nearly one per thread, well above the target, so
+    // that a run that had them can be judged by the speedup alone (with only
+    // the target's cores free, any overhead at all would fail it).
+    let needed = threads.min(cores) as f64 - 0.2;
+    let met = timed.share.free_at_least(needed, &format!("{threads} threads")).and_then(|()| {
         // A core shared with work this machine cannot see (the host's other
         // guests, a busy hyperthread sibling) runs slower while looking
         // free: the same work takes more CPU time than it did alone.
@@ -289,13 +293,15 @@ fn together(shares: &[CpuShare]) -> CpuShare {
 }
 
 /// How many decrements take about `seconds` on one thread of this machine:
-/// a short run is timed, then scaled.
+/// a short run is timed, then scaled. Timed in the thread's CPU time: on a
+/// busy machine the thread waits for a core part of the time, and wall time
+/// would size the work for the load of that moment, not for the machine.
 fn decrements_for(seconds: f64) -> u64 {
     let mut n: u64 = 1_000_000;
     loop {
-        let started = Instant::now();
+        let started = thread_cpu_time();
         countdown(n);
-        let took = started.elapsed().as_secs_f64();
+        let took = thread_cpu_time().saturating_sub(started).as_secs_f64();
         if took >= 0.02 {
             return ((n as f64 * seconds / took) as u64).max(1_000);
         }
@@ -453,14 +459,12 @@ mod tests {
         // lock, timed the way the lab times the free threads.
         let decrements = decrements_for(0.05);
         let locked = paired(gil_countdown, decrements, 2, 1);
-        let others = locked.share.others_busy_cores().unwrap_or(0.0);
-        if others < 0.3 {
-            assert_eq!(
-                threads_scale(2, 2, Some(&locked)).verdict,
-                Verdict::DoesNotHold,
-                "{}",
-                locked.speedup
-            );
+        // It never holds: does not hold when the cores were free, or
+        // inconclusive when this machine's load (or its host's) got in the way.
+        let claim = threads_scale(2, 2, Some(&locked));
+        assert_ne!(claim.verdict, Verdict::Holds, "{}", claim.evidence);
+        if claim.verdict == Verdict::Inconclusive {
+            assert!(claim.reason.is_some());
         }
         // And its figures without the noise of this machine: one core used
         // of two free ones, speedup 1.
