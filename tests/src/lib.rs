@@ -118,6 +118,15 @@ impl Lesson {
     }
 }
 
+/// Asserts that a run failed as a runtime failure should: exit 1 and one
+/// `error: ...` line on stderr starting with `error`, no panic.
+pub fn assert_runtime_error(output: &Output, error: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(stderr.starts_with(error), "want {error:?} first, got: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// What was left after a lesson was interrupted mid-run.
 #[derive(Debug)]
 pub struct Interrupted {
