@@ -28,38 +28,40 @@
 //! cpu-bound: CPU-bound threads scale with cores in Rust; a global lock like
 //!   Python's GIL takes the speedup away
 //! host    cores=2 os=linux profile=release
-//! params  cores=2 decrements=2292068753 rounds=1 sweep=false
+//! params  cores=2 decrements=1213937684 rounds=1 sweep=false
 //!
 //! the countdown split across threads (speedup: against one thread, timed just
 //! before)
 //! experiment                   time  speedup  efficiency
-//!                                 s        x
-//! 1 thread                    0.641     1.00        1.00
-//! 2 threads                   0.492     1.34       0.670
-//! 4 threads                   0.341     1.86       0.465
-//! 2 threads, one global lock   1.49    0.432           -
+//!                                 s        x    fraction
+//! 1 thread                    0.366     1.00        1.00
+//! 2 threads                   0.234     1.59       0.797
+//! 4 threads                   0.187     1.96       0.490
+//! 2 threads, one global lock  0.336     1.03           -
 //!
 //! Python, the notes' program
-//! experiment           time  speedup  python   rust  python / rust
-//!                         s        x      ns     ns              x
-//! python 1 thread     0.138        -       -      -              -
-//! python 2 threads    0.141    0.979       -      -              -
-//! python 2 processes  0.080     1.72       -      -              -
-//! per decrement           -        -    18.7  0.280           66.9
+//! experiment           time  speedup  cores  python   rust  python / rust
+//!                         s        x  cores      ns     ns              x
+//! python 1 thread     0.115        -      -       -      -              -
+//! python 2 threads    0.132    0.872   1.01       -      -              -
+//! python 2 processes  0.081     1.41   1.72       -      -              -
+//! per decrement           -        -      -    19.7  0.301           65.4
 //!
-//! Python 3.11.7 ran 7346194 decrements (start method 'fork'). Rust's time per
+//! Python 3.11.7 ran 5834552 decrements (start method 'fork'). Rust's time per
 //!   decrement includes the black_box that keeps the loop from being optimized
 //!   away; a bare loop is faster still.
 //!
-//! ✔ threads-scale  2 threads run the countdown at least 1.6x faster than one: held
-//!   on attempt 2 of 5 (1.34x; 1.92x)
-//! ✔ gil-serializes  threads that must hold one global lock to work gain nothing
-//!   (speedup at most 1.15x): 2 threads under one lock: 0.43x
-//! ✔ python-threads-do-not-scale  Python's two threads are no faster than one (at
-//!   most 1.15x) and two processes are faster than two threads: 2 threads 0.98x, 2
-//!   processes 1.72x
+//! ✔ threads-scale  2 threads run the countdown at least 1.4x faster than one:
+//!   1.59x; the 2 threads received 1.78 cores and spent 1.12x one thread's CPU time
+//!   on the work
+//! ✔ gil-serializes  threads that must hold one global lock to work run one at a
+//!   time (at most 1.2 cores): 2 threads under one lock received 1.00 cores
+//!   (1.03x), without it 1.78 (1.59x)
+//! ✔ python-threads-do-not-scale  Python's two threads run one at a time (at most
+//!   1.2 cores), its two processes do not: 2 threads received 1.01 cores (0.87x), 2
+//!   processes 1.72 (1.41x)
 //!
-//! elapsed 6.85 s
+//! elapsed 3.28 s
 //! ```
 //!
 //! The times vary with the machine and what else it is running; on a busy
