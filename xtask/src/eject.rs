@@ -72,17 +72,35 @@ pub fn ejected_files(root: &Path, lesson: &Lesson) -> anyhow::Result<Vec<(PathBu
     let standalone = read(&src.join("standalone.rs"))?;
     let main =
         ejected_main(&main, &standalone).with_context(|| format!("crates/{}/src/main.rs", lesson.name))?;
-    let manifest = manifest(lesson, &main)?;
+    // Modules the lesson declares for itself (`mod words;`) go with it.
+    let mut modules = Vec::new();
+    for name in lesson_modules(&main) {
+        let text = read(&src.join(format!("{name}.rs")))?;
+        modules.push((PathBuf::from(format!("src/{name}.rs")), text));
+    }
+    let all_code = modules.iter().fold(main.clone(), |code, (_, text)| code + text);
+    let manifest = manifest(lesson, &all_code)?;
     let lock = read(&root.join("Cargo.lock"))?;
     let format = read(&root.join("rustfmt.toml"))?;
-    Ok(vec![
+    let mut files = vec![
         (PathBuf::from("rustfmt.toml"), format),
         (PathBuf::from("Cargo.toml"), manifest),
         (PathBuf::from("Cargo.lock"), lock),
         (PathBuf::from("src/main.rs"), main),
         (PathBuf::from("README.md"), readme(lesson)),
         (PathBuf::from(".gitignore"), "/target\n".to_string()),
-    ])
+    ];
+    files.extend(modules);
+    Ok(files)
+}
+
+/// The modules an ejected `main.rs` declares from files of their own
+/// (`mod words;`, not `mod tests { ... }`).
+fn lesson_modules(main: &str) -> Vec<&str> {
+    main.lines()
+        .filter_map(|line| line.strip_prefix("mod ")?.strip_suffix(';'))
+        .filter(|name| name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .collect()
 }
 
 /// `main.rs` cut at the hand-over, then the standalone `main`.
@@ -219,6 +237,11 @@ fn read(path: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modules_the_lesson_declares_are_found() {
+        assert_eq!(lesson_modules("mod words;\nfn f() {}\n#[cfg(test)]\nmod tests {\n}\n"), ["words"]);
+    }
 
     #[test]
     fn the_hand_over_is_cut_and_the_standalone_main_appended() {

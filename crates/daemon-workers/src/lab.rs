@@ -275,7 +275,7 @@ fn queue_throughput(workers: usize, messages: u64) -> std::io::Result<f64> {
 /// without closing the queue or joining the workers. And a thread that
 /// cannot start is an error, not a panic or a hang.
 // Not under `--cfg loom`: there the queue's lock is loom's, which works only
-// inside `loom::model` (the loom model in main.rs runs then instead).
+// inside `loom::model` (the loom model below runs then instead).
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -394,4 +394,41 @@ mod tests {
 mod standalone {
     use crate::*;
     include!("standalone.rs");
+}
+
+/// Loom runs `Pending` under every interleaving of a producer and two
+/// workers: `join` never returns while an item is pending, and never misses
+/// the last `task_done` (a missed wake-up would leave `join` blocked, which
+/// loom reports as a deadlock). Run with
+/// `cargo xtask loom`.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use crate::Pending;
+    use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn join_returns_exactly_when_every_item_is_done() {
+        loom::model(|| {
+            let pending = Arc::new(Pending::new());
+            let finished = Arc::new(AtomicUsize::new(0));
+            pending.add();
+            pending.add();
+            let workers: Vec<_> = (0..2)
+                .map(|_| {
+                    let pending = Arc::clone(&pending);
+                    let finished = Arc::clone(&finished);
+                    loom::thread::spawn(move || {
+                        finished.fetch_add(1, Ordering::SeqCst);
+                        pending.task_done();
+                    })
+                })
+                .collect();
+            pending.join();
+            assert_eq!(finished.load(Ordering::SeqCst), 2, "join returned with an item pending");
+            for worker in workers {
+                worker.join().unwrap();
+            }
+        });
+    }
 }

@@ -1,38 +1,30 @@
 //! Fork starts a worker for a fraction of what spawn costs and shares the
-//! parent's memory until it is written, but forking a process that has
-//! other threads can leave the child stuck forever on a lock it copied in
-//! the locked state.
+//! parent's memory until it is written, but forking a process that has other
+//! threads can leave the child stuck forever on a lock it copied locked.
 //!
 //! Python's `multiprocessing` has three start methods, and this lesson runs
-//! each: 'fork' (the child is a copy of the parent, made by `fork`), 'spawn'
-//! (a fresh run of the program, told which role to play) and 'forkserver' (a
-//! small single-threaded process, started before anything else, forks each
-//! worker on request). The lab starts each many times, with a thread as the
-//! reference, and measures the CPU time a start costs, parent and child
-//! together (what a busy machine cannot inflate), with the latency until
-//! the worker's first message beside it. It shows copy-on-write: a child
-//! forked from a parent holding a big buffer owns almost none of it until it
-//! writes, and then owns what it wrote; and `fork` itself costs more as the
-//! parent's memory grows, because the page tables are copied. Last, the
-//! hazard: a second thread holds a `Mutex` while the parent forks; the
-//! child's copy of the lock is locked, by a thread that does not exist in the
-//! child, so the child waits forever (here: until the lab kills it), while a
-//! spawned child takes its own fresh lock at once.
-//!
-//! That hazard is why Python moved away from 'fork': Python 3.12 warns
-//! (`DeprecationWarning`) when a process with several threads forks, and
-//! Python 3.14 made 'forkserver' the default start method on Linux, as
-//! 'spawn' already was on macOS and Windows.
+//! each: 'fork' (the child is a copy of the parent), 'spawn' (a fresh run of
+//! the program, told its role) and 'forkserver' (a small single-threaded
+//! process, started first, forks each worker on request). The lab measures
+//! the CPU time a start costs, parent and child together, which a busy
+//! machine cannot inflate, with the latency beside it and a thread as the
+//! reference. Then copy-on-write: a forked child owns none of its parent's
+//! big buffer until it writes, and `fork` itself costs more as the parent's
+//! memory grows (the page tables are copied). Last, the hazard: while a
+//! second thread holds a `Mutex`, the parent forks; the child's copy of the
+//! lock is held by a thread the child does not have, so it waits forever
+//! (until the lab kills it), while a spawned child takes a fresh lock at once.
+//! That is why Python 3.12 warns when a threaded process forks, and 3.14 made
+//! 'forkserver' the default on Linux ('spawn' already was on macOS, Windows).
 //!
 //! Run:
 //!
 //! ```text
 //! cargo run -p fork-vs-spawn
 //! cargo run --release -p fork-vs-spawn -- --size-mib 1024 --starts 500
-//! cargo run -p fork-vs-spawn -- --help
 //! ```
 //!
-//! A run on 2 cores (release):
+//! A run on 2 cores (release), without the notes it prints under the tables:
 //!
 //! ```text
 //! fork-vs-spawn: fork starts workers fastest and shares memory until written, but
@@ -43,18 +35,18 @@
 //! start a worker, until its first message (200 starts each)
 //! experiment  latency  CPU per start  CPU vs fork
 //!                  ms             ms            x
-//! thread        0.100          0.115        0.385
-//! fork          0.189          0.300         1.00
-//! forkserver    0.148          0.160        0.534
-//! spawn         0.744          0.892         2.98
+//! thread        0.024          0.053        0.220
+//! fork          0.156          0.240         1.00
+//! forkserver    0.159          0.183        0.762
+//! spawn         0.938           1.05         4.36
 //!
 //! copy-on-write: the parent holds 256 MiB
-//! experiment                     private  expected    CPU
-//!                                    MiB       MiB     ms
-//! child, right after fork          0.062         -      -
-//! child, after writing half          128       128      -
-//! fork() call, bare                    -         -  0.066
-//! fork() call, buffer resident        -         -   4.71
+//! experiment                    private  expected    CPU
+//!                                   MiB       MiB     ms
+//! child, right after fork         0.062         -      -
+//! child, after writing half         128       128      -
+//! fork() call, bare                   -         -  0.067
+//! fork() call, buffer resident        -         -   4.49
 //!
 //! take a lock another thread of the parent holds (3 trials)
 //! experiment     got the lock  stuck until killed
@@ -62,23 +54,17 @@
 //! forked child              0                   3
 //! spawned child             3                   -
 //!
-//! latency: the median from asking for a worker to its first message. CPU per
-//!   start: this process's CPU time and its reaped children's, over the starts: the
-//!   parent's side and the child's, without the time spent waiting for a core.
-//! private: the child's pages no other process maps (smaps_rollup), read by the
-//!   child itself. CPU: the median CPU time of the fork call in the parent.
-//!
 //! ✔ fork-faster  fork starts a worker for under 1/1.5 of spawn's CPU time: CPU per
-//!   start: spawn 0.892 ms, fork 0.300 ms: 3.0x (latency 0.744 vs 0.189 ms)
+//!   start: spawn 1.046 ms, fork 0.240 ms: 4.4x (latency 0.938 vs 0.156 ms)
 //! ✔ forkserver-faster  a fork server starts a worker for under 1/1.5 of spawn's
-//!   CPU time: CPU per start: spawn 0.892 ms, forkserver 0.160 ms: 5.6x (latency
-//!   0.744 vs 0.148 ms)
+//!   CPU time: CPU per start: spawn 1.046 ms, forkserver 0.183 ms: 5.7x (latency
+//!   0.938 vs 0.159 ms)
 //! ✔ copy-on-write  after fork the child owns under 5% of the buffer; writing half
 //!   makes about half its own (within 15%): private 0.1 MiB after fork, 128.1 MiB
 //!   after writing 128.0 MiB
 //! ✔ fork-grows-with-memory  the fork call costs more CPU time when the parent has
-//!   more memory resident (at least 2x): 4.712 ms with 256 MiB resident vs 0.066 ms
-//!   bare: 71.8x
+//!   more memory resident (at least 2x): 4.488 ms with 256 MiB resident vs 0.067 ms
+//!   bare: 67.1x
 //! ✔ fork-while-locked  a child forked while another thread held the lock stayed
 //!   stuck; a spawned child took it: forked: asleep on the lock for the whole 500
 //!   ms in 3/3 trials, got it in 0; spawned: got the lock in 3/3
@@ -86,15 +72,11 @@
 //! elapsed 2.59 s
 //! ```
 //!
-//! The latencies vary with the machine and its load; the CPU times much
-//! less, the memory figures barely, and the forked child stays stuck every
-//! time.
+//! The latencies vary with the machine and its load, the CPU times less, the
+//! memory figures barely; the forked child stays stuck every time.
 //!
 //! See also: `mmap-workaround` (sharing memory between processes on
 //! purpose), `daemon-workers` (child processes that end with their parent).
-
-// tidy: longer than 300 lines because the header's sample output takes 50; the
-// lesson's code is under 200.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -110,17 +92,14 @@ use nix::unistd::{ForkResult, Pid, fork, pipe2};
 
 // Forking, and the rule a forked child lives by.
 //
-// The child of `fork` is a copy of the whole process, but of only one of
-// its threads: the one that called `fork`. Whatever lock another thread
-// held at that moment stays locked in the child for good, the allocator's
-// and stdout's included. So in a process with threads, a forked child may
-// only make async-signal-safe calls (`read`, `write`, `open`, `_exit`) and
-// must not allocate or print. This lesson's process has threads (the lab
-// runs one to clean up on Ctrl-C), so every child below keeps to that rule,
-// except in experiment 3, where breaking it is the point.
+// The child of `fork` copies the whole process but only the thread that
+// called `fork`: a lock another thread held then stays locked in the child
+// for good, the allocator's and stdout's included. So a forked child of a
+// process with threads (this one has the lab's Ctrl-C thread) makes only
+// async-signal-safe calls (`read`, `write`, `open`, `_exit`), never
+// allocates or prints; except in experiment 3, where breaking it is the point.
 
-/// Forks. The child runs `in_child` and ends with `_exit`, never returning
-/// into the parent's code; the parent gets the child's pid.
+/// Forks: the child runs `in_child` and `_exit`s; the parent gets its pid.
 fn fork_child(in_child: impl FnOnce() -> i32) -> nix::Result<Pid> {
     // Safety: the child runs only `in_child`, whose callers keep to
     // async-signal-safe calls (or, in experiment 3, are killed by the lab),
@@ -128,14 +107,12 @@ fn fork_child(in_child: impl FnOnce() -> i32) -> nix::Result<Pid> {
     match unsafe { fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
-            // If the parent dies, the kernel kills the child too: a stuck
-            // child must not outlive the lesson. (`prctl` is a system call,
-            // safe here.)
+            // If the parent dies, the kernel kills the child too (`prctl` is a
+            // system call, safe here): a stuck child must not outlive us.
             let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
             let code = in_child();
-            // Safety: `_exit` ends the process at once, without running exit
-            // handlers or flushing the stdio buffers copied from the parent
-            // (which would print the parent's output twice).
+            // Safety: `_exit` ends the process at once, flushing none of the
+            // stdio buffers copied from the parent (that would print twice).
             unsafe { nix::libc::_exit(code) }
         }
     }
@@ -146,15 +123,13 @@ fn reap(child: Pid) -> nix::Result<()> {
     waitpid(child, None).map(drop)
 }
 
-/// A pipe whose ends are closed in any program this one `exec`s (a spawned
-/// child must not inherit them), but not in a forked child.
+/// A pipe whose ends a spawned child does not inherit (a forked one does).
 fn pipe() -> nix::Result<(File, OwnedFd)> {
     let (read_end, write_end) = pipe2(OFlag::O_CLOEXEC)?;
     Ok((File::from(read_end), write_end))
 }
 
-// 1. Four ways to start a worker. Each returns once the worker's first
-// message has arrived; the caller then joins or reaps it.
+// 1. Four ways to start a worker, each returning at the worker's first message.
 
 /// A thread, for reference: same process, same memory, nothing copied.
 fn start_thread() -> io::Result<JoinHandle<()>> {
@@ -173,16 +148,14 @@ fn start_forked() -> io::Result<Pid> {
     // The parent's copy of the write end must go, or the read below would
     // never see the end of the pipe if the child died without writing.
     drop(to_parent);
-    let mut byte = [0u8];
-    if from_child.read(&mut byte)? == 0 {
+    if from_child.read(&mut [0u8])? == 0 {
         reap(child)?;
         return Err(io::Error::other("the forked child exited without writing"));
     }
     Ok(child)
 }
 
-/// 'spawn': a fresh run of this program (`exec`), told its role by its
-/// arguments, with its stdout a pipe to this process.
+/// 'spawn': a fresh run of this program, told its role, its stdout a pipe to us.
 fn spawn_child(role: &str) -> io::Result<Child> {
     Command::new(std::env::current_exe()?).args(["--child-role", role]).stdout(Stdio::piped()).spawn()
 }
@@ -198,15 +171,12 @@ fn start_spawned() -> io::Result<Child> {
     Ok(child)
 }
 
-/// 'forkserver': a process forked at the start of `main`, while this program
-/// had one thread, that forks a worker each time it is asked. Its workers
-/// are copies of a small single-threaded process: safe to make, and cheap.
+/// 'forkserver': forked at the start, while this program had one thread, it
+/// forks a worker on request: copies of a small single-threaded process.
 struct ForkServer {
     pid: Pid,
-    /// Write one byte here to ask for a worker; dropped to stop the server.
-    requests: Option<File>,
-    /// Each worker writes one byte here.
-    replies: File,
+    requests: Option<File>, // a byte asks for a worker; `None` stops the server
+    replies: File,          // each worker writes a byte here
 }
 
 impl ForkServer {
@@ -214,9 +184,8 @@ impl ForkServer {
     fn start() -> nix::Result<Self> {
         let (requests_read, requests_write) = pipe()?;
         let (replies_read, replies_write) = pipe()?;
-        // Safety: this runs before any other thread exists (the lab calls it
-        // first thing), so the child is a complete copy with nothing locked
-        // and may run any code: `serve` allocates, forks and waits freely.
+        // Safety: no other thread exists yet (the lab calls this first), so
+        // the child is a whole copy with nothing locked and may run any code.
         match unsafe { fork() }? {
             ForkResult::Parent { child } => {
                 let requests = Some(File::from(requests_write));
@@ -245,8 +214,7 @@ impl Drop for ForkServer {
     }
 }
 
-/// The fork server's loop: for each request byte, fork a worker that writes
-/// one byte to `replies` and exits; reap it; stop at the end of `requests`.
+/// The fork server: per request byte, fork a worker that writes a byte; reap it.
 fn serve(mut requests: File, replies: OwnedFd) -> ! {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     while matches!(requests.read(&mut [0u8]), Ok(1)) {
@@ -257,15 +225,13 @@ fn serve(mut requests: File, replies: OwnedFd) -> ! {
     unsafe { nix::libc::_exit(0) }
 }
 
-// 2. Copy-on-write. After `fork` the child shares every page with its
-// parent, marked read-only; the first write to a page makes the kernel copy
-// it for the writer. So a child costs the memory it writes, not the memory
-// it inherits.
+// 2. Copy-on-write. After `fork` the child shares every page with its parent,
+// read-only; the first write to a page makes the kernel copy it for the
+// writer. A child costs the memory it writes, not the memory it inherits.
 
-/// Forks a child that writes one byte in every 4 KiB page of the first half
-/// of `buffer` (its copy of it). The lab's `checkpoint` runs in the child
-/// right after the fork and again after the writing, to report the child's
-/// own memory; like all the child does, it keeps to async-signal-safe calls.
+/// Forks a child that writes a byte in every 4 KiB page of the first half of
+/// `buffer` (its copy). The lab's `checkpoint` reports the child's memory
+/// after the fork and after the writing, with async-signal-safe calls only.
 fn fork_and_write_half(buffer: &mut [u8], checkpoint: impl Fn() -> bool) -> nix::Result<Pid> {
     let half = buffer.len() / 2;
     fork_child(|| {
@@ -302,10 +268,9 @@ fn while_another_thread_holds_the_lock<T>(forking: impl FnOnce() -> T) -> io::Re
     })
 }
 
-/// Forks a child that takes `SHARED`, then writes one byte to `to_parent`.
-/// Its `SHARED` is a copy of the parent's: if another thread held it at the
-/// fork, it is locked by a thread the child does not have, and `lock` waits
-/// for a release that will never come.
+/// Forks a child that takes `SHARED`, then writes a byte to `to_parent`. Its
+/// `SHARED` is a copy: if another thread held it at the fork, it is held by
+/// a thread the child does not have, and `lock` waits for ever.
 fn fork_and_take_lock(to_parent: &OwnedFd) -> nix::Result<Pid> {
     fork_child(|| {
         let _guard = SHARED.lock();
@@ -313,9 +278,8 @@ fn fork_and_take_lock(to_parent: &OwnedFd) -> nix::Result<Pid> {
     })
 }
 
-/// A spawned child's `main` (`--child-role ROLE`). In the role `take-lock`
-/// (started with `spawn_child`) it takes `SHARED`: a fresh program has a
-/// fresh, unlocked one, whatever the parent's threads hold.
+/// A spawned child's `main` (`--child-role ROLE`). As `take-lock` it takes
+/// `SHARED`: a fresh program has a fresh, unlocked one.
 fn child_main(role: &str, _args: &[String]) -> io::Result<()> {
     let mut stdout = io::stdout();
     match role {

@@ -642,7 +642,8 @@ mod tests {
     use super::{
         COPIES, MAPPED, MIB, Sample, Tree, copies_double, counts_agree, sharing_keeps_one, threads_measured,
     };
-    use crate::{chunk_bounds, count_words, is_space, threads_sharing_one_buffer};
+    use crate::threads_sharing_one_buffer;
+    use crate::words::{chunk_bounds, count_words, is_space};
 
     const SPACES: [u8; 6] = [b' ', b'\t', b'\n', 0x0b, 0x0c, b'\r'];
 

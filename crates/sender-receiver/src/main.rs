@@ -2,20 +2,17 @@
 //! at once.
 //!
 //! A sender sends 0, 1, 2, ... one value per tick; a receiver reads some of
-//! them and then stops it, three ways, shown below in that order. A sender
-//! process (this executable started again: Python's 'spawn') writes to a
-//! pipe, and the receiver ends it with SIGTERM and reaps it. A sender thread
-//! cannot be killed, only asked: by a flag it checks between sleeps, or by a
-//! stop channel it waits on in `select!` beside its tick. Last, a type owns
-//! the thread and its `Drop` stops and joins it. The lab (src/lab.rs) times
-//! each stop from the request to the sender reaped or joined (select against
-//! the flag in paired trials, beside a bare thread wake-up), checks the
-//! instant each drop returns that the owned thread is over (its end of the
-//! channel gone), and times three channels between two threads. The Python notes' sender-receiver model is the source: a
-//! background `Process` feeding a `Queue` and ended with `terminate()`, a
-//! `Thread` ended by an `Event` it checks between sleeps, and a class that
-//! starts its sender when it is made. Rust adds the reaping the notes leave
-//! out, a wait that a stop can interrupt, and a stop that cannot be forgotten.
+//! them and then stops it, three ways, in this order. A sender process (this
+//! executable started again: Python's 'spawn') writes to a pipe, and the
+//! receiver ends it with SIGTERM and reaps it. A sender thread cannot be
+//! killed, only asked: by a flag it checks between sleeps, or by a stop
+//! channel it waits on in `select!` beside its tick. Last, a type owns the
+//! thread and its `Drop` stops and joins it. The lab (src/lab.rs) times each
+//! stop, checks that the owned thread is over the instant its drop returns,
+//! and times three channels. The Python notes' model is the source (a
+//! `Process` feeding a `Queue`, ended with `terminate()`; a `Thread` ended by
+//! an `Event`); Rust adds the reaping, a wait a stop can interrupt, and a
+//! stop that cannot be forgotten.
 //!
 //! Run:
 //!
@@ -24,7 +21,7 @@
 //! cargo run --release -p sender-receiver -- --tick-ms 200 --trials 5
 //! ```
 //!
-//! A run on 2 cores (release):
+//! A run on 2 cores (release), without the notes it prints under the tables:
 //!
 //! ```text
 //! sender-receiver: a sender stops cleanly by signal, by event or by drop, and
@@ -34,11 +31,11 @@
 //!
 //! stopping a sender after it sent its values
 //! experiment          runs  in order  stop median  stop max
-//!                               runs           ms        ms
-//! process, SIGTERM       1         1        0.408     0.408
-//! thread, flag           3         3         50.3      50.3
-//! thread, select         3         3        0.102     0.308
-//! owned thread, drop     3         3        0.118     0.227
+//!                     runs      runs           ms        ms
+//! process, SIGTERM       1         1        0.442     0.442
+//! thread, flag           3         3         50.2      50.3
+//! thread, select         3         3        0.103     0.105
+//! owned thread, drop     3         3        0.104     0.113
 //!
 //! threads of this process (/proc/self/task)
 //! experiment           before  running  after drop
@@ -46,54 +43,34 @@
 //! owned thread, drop        2        3           2
 //!
 //! channel throughput, one producer thread to one consumer thread
-//! experiment                   messages/s  time
-//!                                millions    ms
-//! crossbeam bounded(1024)            28.8  69.4
-//! crossbeam unbounded                20.2  98.8
-//! std mpsc sync_channel(1024)        49.7  40.2
-//!
-//! stop: from the request (SIGTERM, flag, stop message, drop) to the sender reaped
-//!   or joined.
-//! The flag's stop took 1.01 ticks: the sender saw it only when its sleep was over.
-//! wake-up: a thread blocked on a channel, woken and joined, right after each
-//!   select trial: 0.054 ms (median); select's stop cannot be much faster than
-//!   that.
-//! Threads counted around the first owned thread. after drop: the count once the
-//!   kernel has removed the thread's entry (read again for up to 1 s: join returns
-//!   a moment before that). drop-joins rests on the thread's own end, not on the
-//!   count.
-//! std mpsc is sync_channel(capacity), bounded like crossbeam's bounded(capacity).
-//!   Throughput moves with the machine's load, and under load the order changed
-//!   from run to run: no ranking is claimed.
+//! experiment                     throughput  time
+//!                              M messages/s    ms
+//! crossbeam bounded(1024)              8.28   242
+//! crossbeam unbounded                  19.8   101
+//! std mpsc sync_channel(1024)          40.4  49.5
 //!
 //! ✔ in-order  every receiver read 0 to 9 in order, in every run: runs in order:
 //!   process 1/1, flag 3/3, select 3/3, owned 3/3
 //! ✔ sigterm  the sender process was reaped, and SIGTERM is what ended it: wait
-//!   returned "signal: 15 (SIGTERM)" 0.41 ms after SIGTERM; pid 13993 is no longer
+//!   returned "signal: 15 (SIGTERM)" 0.44 ms after SIGTERM; pid 19640 is no longer
 //!   a child of this process
 //! ✔ select-stops-sooner  select stops a sender at least 3x sooner than a flag
-//!   checked between sleeps: median of 3 paired trials 491x (flag/select ms:
-//!   50.28/0.308, 50.28/0.102, 50.29/0.102); bare wake-up 0.054 ms
+//!   checked between sleeps: median of 3 paired trials 490x (flag/select ms:
+//!   50.24/0.090, 50.26/0.105, 50.22/0.103); bare wake-up 0.046 ms
 //! ✔ drop-joins  dropping the owner stopped and joined its thread: the thread was
 //!   over the instant the drop returned, in every trial: the thread's end of its
-//!   channel was gone when the drop returned in 3 of 3 drops (drop took 0.100,
-//!   0.227, 0.118 ms); threads: 2 before, 3 running, 2 after
+//!   channel was gone when the drop returned in 3 of 3 drops (drop took 0.104,
+//!   0.100, 0.113 ms); threads: 2 before, 3 running, 2 after
 //!
-//! elapsed 4.96 s
+//! elapsed 5.14 s
 //! ```
 //!
-//! What varies between runs: the stop times of select, drop and SIGTERM
-//! (tenths of a millisecond on a quiet machine, up to a few milliseconds on a
-//! busy one), the wake-up time, the pid and the throughputs, whose order
-//! changes from run to run; the flag's stop stays near one tick, the values
-//! always arrive in order, and every drop finds its thread over.
+//! The stop times (but the flag's, near one tick), the pid and the
+//! throughputs vary between runs; the order of the values and the drops
+//! finding their thread over do not.
 //!
 //! See also: `daemon-workers` (workers that stop when their queue closes),
 //! `fork-vs-spawn` (the ways to start a child process).
-
-// tidy: longer than 300 lines because the sample output (60 lines) shows
-// every stop, the thread counts and the channels, and each way to stop a
-// sender is taught with what happens when its thread cannot start.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -108,9 +85,8 @@ use nix::unistd::Pid;
 
 // A sender process, stopped by a signal.
 //
-// Two processes share no memory, so the values travel through a pipe that
-// the receiver makes of the sender's stdout. Python's `multiprocessing.Queue`
-// is a pipe too, with pickling and a feeder thread on top.
+// Two processes share no memory, so the values travel through a pipe made
+// of the sender's stdout (Python's `multiprocessing.Queue` is a pipe too).
 
 /// A sender process and the receiving end of its pipe.
 struct SenderProcess {
@@ -120,11 +96,10 @@ struct SenderProcess {
 }
 
 impl SenderProcess {
-    /// Starts this executable again as `--child-role sender TICK_MS`, with
-    /// its stdout a pipe to this process. A read from a pipe blocks with no
-    /// timeout, so a thread of its own reads it and passes each value on
-    /// through a channel, which the receiver can wait on with one. The
-    /// thread ends at the end of the pipe, or at a line that is not a number.
+    /// Starts this executable again as `--child-role sender TICK_MS`, its
+    /// stdout a pipe to this process. A pipe's read has no timeout, so a
+    /// thread reads it and passes each value on through a channel, which has
+    /// one; it ends at the end of the pipe or at a line that is no number.
     fn start(tick: Duration) -> std::io::Result<SenderProcess> {
         let mut child = Command::new(std::env::current_exe()?)
             .args(["--child-role", "sender", &tick.as_millis().to_string()])
