@@ -118,6 +118,41 @@ impl Lesson {
     }
 }
 
+/// Runs the one test `test` of the calling test executable again, alone, in
+/// a process of its own under `ulimit -v 4 GiB`, with the variable `gate`
+/// set (the test returns at once without it), and asserts that it passed.
+/// How a lab's unit test makes `thread::Builder::spawn` fail without using
+/// up the address space of the other tests. The test calls
+/// [`fill_address_space`] first.
+pub fn run_test_alone_with_little_address_space(test: &str, gate: &str) {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""])
+        .arg(std::env::current_exe().expect("this test executable"))
+        .args(["--exact", test, "--ignored", "--test-threads=1"])
+        .env(gate, "1")
+        .env("MALLOC_ARENA_MAX", "1");
+    let output = output_with_deadline(&mut command, Duration::from_secs(60)).expect("running the test alone");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && stdout.contains("1 passed"), "{output:?}");
+}
+
+/// Reserves all but 1 MiB of the address space `ulimit -v` leaves this
+/// process (without touching it): no room for one more thread's stack.
+/// Panics when no address-space limit is set.
+pub fn fill_address_space() -> Vec<u8> {
+    let kb = |line: &str| line.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok());
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    let used = status.lines().find(|l| l.starts_with("VmSize:")).and_then(kb).expect("a VmSize line") << 10;
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("reading /proc/self/limits");
+    let cap: usize = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
+        .expect("run under ulimit -v");
+    Vec::with_capacity(cap - used - (1 << 20))
+}
+
 /// Asserts that a run failed as a runtime failure should: exit 1 and one
 /// `error: ...` line on stderr starting with `error`, no panic.
 pub fn assert_runtime_error(output: &Output, error: &str) {

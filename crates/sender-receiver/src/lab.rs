@@ -626,16 +626,7 @@ mod tests {
     #[test]
     fn a_thread_that_cannot_start_is_an_error() {
         let test = "lab::tests::senders_with_no_room_for_a_stack";
-        let mut command = std::process::Command::new("sh");
-        command
-            .args(["-c", "ulimit -v 4194304 && exec \"$0\" \"$@\""])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--ignored", "--test-threads=1"])
-            .env(NO_ROOM, "1")
-            .env("MALLOC_ARENA_MAX", "1");
-        let output = common::child::output_with_deadline(&mut command, Duration::from_secs(60)).unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success() && stdout.contains("1 passed"), "{output:?}");
+        lesson_tests::run_test_alone_with_little_address_space(test, NO_ROOM);
     }
 
     #[test]
@@ -644,25 +635,10 @@ mod tests {
         if std::env::var_os(NO_ROOM).is_none() {
             return;
         }
-        let _room = fill_address_space();
+        let _room = lesson_tests::fill_address_space();
         assert!(start_flag_sender(TICK).is_err(), "a flag sender started");
         assert!(start_select_sender(TICK).is_err(), "a select sender started");
         assert!(Ticker::start(TICK).is_err(), "a ticker started");
-    }
-
-    /// Reserves (never touches) all but 1 MiB of the address space `ulimit
-    /// -v` left this process: a thread's stack (2 MiB) no longer fits.
-    fn fill_address_space() -> Vec<u8> {
-        let kb = |line: &str| line.split_whitespace().nth(1).and_then(|v| v.parse::<usize>().ok());
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let used = status.lines().find(|l| l.starts_with("VmSize:")).and_then(kb).unwrap() << 10;
-        let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-        let cap: usize = limits
-            .lines()
-            .find(|l| l.starts_with("Max address space"))
-            .and_then(|l| l.split_whitespace().nth(3)?.parse().ok())
-            .expect("run under ulimit -v");
-        Vec::with_capacity(cap - used - (1 << 20))
     }
 }
 
