@@ -252,7 +252,8 @@ impl Lesson {
 /// Checks the fields every lesson's JSON report has (ARCHITECTURE.md, the output protocol).
 pub fn check_protocol(report: &Value, lesson: &str) {
     assert_eq!(report["lesson"], lesson, "lesson name");
-    assert_eq!(report["schema"], 2, "schema version");
+    assert_eq!(report["schema"], 3, "schema version");
+    assert!(report["host"]["cpu"].is_string() && report["host"]["rustc"].is_string(), "host fingerprint");
     assert!(report["claim"].as_str().is_some_and(|c| !c.is_empty()), "claim sentence");
     assert!(report["host"]["cores"].as_u64().is_some_and(|c| c >= 1), "host.cores");
     assert!(report["host"]["os"].is_string(), "host.os");

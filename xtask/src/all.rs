@@ -15,8 +15,8 @@ use crate::{Lesson, lessons, project_root};
 const LESSON_LIMIT: Duration = Duration::from_secs(300);
 
 /// What one lesson's run came to, for the summary table.
-struct Outcome {
-    name: &'static str,
+pub struct Outcome {
+    pub name: &'static str,
     /// "3/3", or "2/3 1?" when a claim was inconclusive; the other verdicts
     /// are counted apart.
     claims: String,
@@ -26,9 +26,44 @@ struct Outcome {
     failure: Option<String>,
     /// A line per claim that did not hold or was inconclusive, with its evidence.
     undecided: Vec<String>,
+    /// The lesson's own JSON report, when it printed one.
+    pub report: Option<Value>,
 }
 
-pub fn run(quick: bool, busy: bool) -> anyhow::Result<bool> {
+/// One `cargo xtask all`: every lesson's outcome, in catalogue order.
+pub struct Run {
+    pub outcomes: Vec<Outcome>,
+    pub quick: bool,
+    pub busy: bool,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Whether every lesson ran and no claim failed.
+    pub fn passed(&self) -> bool {
+        self.outcomes.iter().all(|o| o.failure.is_none())
+    }
+}
+
+/// The version of the `cargo xtask all --json` document.
+pub const DOCUMENT_SCHEMA: u32 = 1;
+
+/// `cargo xtask all`: the table for a human, or with `json` one JSON
+/// document on stdout (see [`document`]).
+pub fn run(quick: bool, busy: bool, json: bool) -> anyhow::Result<bool> {
+    let run = execute(quick, busy)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&document(&run))?);
+    } else {
+        print_summary(&run.outcomes, quick, busy);
+    }
+    Ok(run.passed())
+}
+
+/// Builds the lessons, runs each once (progress on stderr) and returns what
+/// they came to.
+pub fn execute(quick: bool, busy: bool) -> anyhow::Result<Run> {
+    let started = Instant::now();
     let root = project_root();
     let lessons = lessons(&root)?;
     if lessons.is_empty() {
@@ -52,14 +87,79 @@ pub fn run(quick: bool, busy: bool) -> anyhow::Result<bool> {
         }
         outcomes.push(outcome);
     }
+    Ok(Run { outcomes, quick, busy, elapsed: started.elapsed() })
+}
 
-    print_summary(&outcomes, quick, busy);
-    Ok(outcomes.iter().all(|o| o.failure.is_none()))
+/// The `cargo xtask all --json` document: the machine's fingerprint, every
+/// lesson's own report in catalogue order, the lessons that failed, and the
+/// run's total time.
+///
+/// The fingerprint is the `host` object the lessons report (the kit reads
+/// it, so it is written once), with the tools of every lesson merged; the
+/// runner's own process sees the same cores and machine.
+pub fn document(run: &Run) -> Value {
+    let reports: Vec<&Value> = run.outcomes.iter().filter_map(|o| o.report.as_ref()).collect();
+    let mut machine = reports.first().map(|r| r["host"].clone()).unwrap_or_else(|| serde_json::json!({}));
+    let mut tools = serde_json::Map::new();
+    for report in &reports {
+        if let Some(found) = report["host"]["tools"].as_object() {
+            tools.extend(found.clone());
+        }
+    }
+    if let Some(machine) = machine.as_object_mut() {
+        machine.insert("tools".into(), Value::Object(tools));
+    }
+    let failures: Vec<Value> = run
+        .outcomes
+        .iter()
+        .filter_map(|o| o.failure.as_ref().map(|why| serde_json::json!({"lesson": o.name, "failure": why})))
+        .collect();
+    serde_json::json!({
+        "runner": "cargo xtask all",
+        "schema": DOCUMENT_SCHEMA,
+        "quick": run.quick,
+        "busy": run.busy,
+        "machine": machine,
+        "lessons": reports,
+        "failures": failures,
+        "elapsed_s": run.elapsed.as_secs_f64(),
+    })
 }
 
 /// Builds every lesson's binary once, in release (the profile the figures
 /// are quoted from), and returns where cargo put each one.
+///
+/// Cargo unifies a dependency's features across the packages of one build,
+/// and parking_lot's `deadlock_detection` (the deadlock lesson's detector)
+/// adds bookkeeping to every parking_lot lock: lessons that enable a feature
+/// of a shared dependency are built in a cargo run of their own, so that
+/// lock-fix and starvation measure the locks a user of theirs would get.
 fn build_release(root: &PathBuf, lessons: &[Lesson]) -> anyhow::Result<HashMap<String, PathBuf>> {
+    let (own_features, plain): (Vec<&Lesson>, Vec<&Lesson>) =
+        lessons.iter().partition(|l| enables_features(l));
+    let mut binaries = HashMap::new();
+    for group in [plain, own_features] {
+        if !group.is_empty() {
+            binaries.extend(build_release_together(root, &group)?);
+        }
+    }
+    Ok(binaries)
+}
+
+/// Whether the lesson turns on a feature of a dependency beyond its
+/// defaults (see [`build_release`]).
+fn enables_features(lesson: &Lesson) -> bool {
+    lesson.package["dependencies"].as_array().is_some_and(|deps| {
+        deps.iter().any(|d| {
+            d["kind"].is_null()
+                && d["features"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|feature| feature == "deadlock_detection"))
+        })
+    })
+}
+
+fn build_release_together(root: &PathBuf, lessons: &[&Lesson]) -> anyhow::Result<HashMap<String, PathBuf>> {
     let mut command = Command::new(crate::cargo());
     command.current_dir(root).args([
         "build",
@@ -97,6 +197,7 @@ fn run_lesson(lesson: &Lesson, bin: &PathBuf, quick: bool) -> Outcome {
         seconds: 0.0,
         failure: None,
         undecided: Vec::new(),
+        report: None,
     };
     let mut command = Command::new(bin);
     command.arg("--json");
@@ -125,6 +226,7 @@ fn run_lesson(lesson: &Lesson, bin: &PathBuf, quick: bool) -> Outcome {
             return outcome;
         }
     };
+    outcome.report = Some(report.clone());
     let claims = report["claims"].as_array().cloned().unwrap_or_default();
     let count = |verdict: &str| claims.iter().filter(|c| c["verdict"] == verdict).count();
     let (held, failed, inconclusive, skipped) =
@@ -184,7 +286,7 @@ fn key_figure(report: &Value) -> String {
 }
 
 /// `text` cut to `width` characters, with an ellipsis where it was cut.
-fn shortened(text: &str, width: usize) -> String {
+pub fn shortened(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         return text.to_string();
     }
@@ -192,8 +294,9 @@ fn shortened(text: &str, width: usize) -> String {
 }
 
 /// A measured real with about three significant digits, as the lessons print it.
-fn about_three_digits(value: f64) -> String {
+pub fn about_three_digits(value: f64) -> String {
     let decimals = match value.abs() {
+        0.0 => 0,
         v if v >= 100.0 => 0,
         v if v >= 10.0 => 1,
         v if v >= 1.0 => 2,
@@ -202,7 +305,7 @@ fn about_three_digits(value: f64) -> String {
     format!("{value:.decimals$}")
 }
 
-fn print_summary(outcomes: &[Outcome], quick: bool, busy: bool) {
+pub fn print_summary(outcomes: &[Outcome], quick: bool, busy: bool) {
     let rows: Vec<[String; 5]> = outcomes
         .iter()
         .map(|o| {

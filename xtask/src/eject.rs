@@ -22,22 +22,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde_json::Value;
 
+use crate::Usage;
 use crate::{Lesson, project_root};
 
 /// The line where a lesson's hand-over to its lab begins.
 pub const HAND_OVER: &str = "mod lab;";
-
-/// Bad usage, answered with exit code 2 by `main`.
-#[derive(Debug)]
-pub struct Usage(pub String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
 
 pub fn run(name: &str, dir: &Path) -> anyhow::Result<bool> {
     let root = project_root();

@@ -17,8 +17,11 @@
 //! small crates, not the whole kit.
 
 mod all;
+mod browser;
 mod busy;
+mod charts;
 mod eject;
+mod report;
 mod run;
 mod tidy;
 
@@ -53,11 +56,19 @@ usage: cargo xtask <command>
 
 commands:
   list          each lesson's name and claim
-  all [--quick] [--busy]
+  all [--quick] [--busy] [--json]
                 build the lessons in release, run each with --json, print one
                 table of verdicts; exit 1 if a lesson failed or a claim did not
                 hold (inconclusive is not a failure). --quick: small sizes;
-                --busy: two CPU-bound threads spin beside the lessons
+                --busy: two CPU-bound threads spin beside the lessons; --json:
+                one JSON document (the machine, every lesson's report)
+  report [--quick] [--busy] [--from FILE] [--out DIR]
+                run every lesson (or read FILE, saved from `all --json`) and
+                write DIR/report.html (charts, verdicts, the machine) and
+                DIR/report.json [default DIR: target/report]
+  report --compare A.json B.json [--out DIR]
+                one page of two runs side by side: each figure of A beside
+                B's with their ratio, every claim whose verdict differs
   tidy          check headers, the README table and stray debug prints
   loom          run every lesson's loom model (RUSTFLAGS=--cfg loom, target/loom)
   eject LESSON DIR
@@ -72,9 +83,10 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match args.as_slice() {
         ["list"] => list(),
-        ["all", flags @ ..] if flags.iter().all(|f| ["--quick", "--busy"].contains(f)) => {
-            all::run(flags.contains(&"--quick"), flags.contains(&"--busy"))
+        ["all", flags @ ..] if flags.iter().all(|f| ["--quick", "--busy", "--json"].contains(f)) => {
+            all::run(flags.contains(&"--quick"), flags.contains(&"--busy"), flags.contains(&"--json"))
         }
+        ["report", flags @ ..] => report::run(flags),
         ["tidy"] => tidy::run(),
         ["loom"] => loom(),
         ["eject", lesson, dir] => eject::run(lesson, Path::new(dir)),
@@ -90,7 +102,7 @@ fn main() -> ExitCode {
     match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
-        Err(err) if err.is::<eject::Usage>() => {
+        Err(err) if err.is::<Usage>() => {
             eprintln!("error: {err}");
             ExitCode::from(2)
         }
@@ -100,6 +112,18 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Bad usage, answered with exit code 2 by `main`.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// The workspace root: the xtask lives in `<root>/xtask`.
 pub fn project_root() -> PathBuf {

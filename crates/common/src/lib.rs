@@ -25,6 +25,7 @@ pub mod child;
 pub mod cleanup;
 pub mod cli;
 pub mod corpus;
+pub mod host;
 pub mod measure;
 pub mod report;
 

@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! race-condition: unsynchronized read-modify-write loses updates
-//! host    cores=2 os=linux profile=release
+//! host    2 cores AMD EPYC, 23.5 GiB, linux 6.18.44, vm in docker, release
 //! params  threads=5 increments=10000 trials=20
 //!
 //! experiment        expected     lost
@@ -25,8 +25,10 @@ use std::time::Instant;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::host::Host;
+
 /// The version of the JSON shape; bump it when a field changes meaning.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 
 /// The units a figure may be in: one small vocabulary, so that a script
 /// reading several lessons' JSON can rely on them. `schema/report.schema.json`
@@ -284,26 +286,6 @@ impl Serialize for Claim {
     }
 }
 
-/// The machine the figures were measured on.
-#[derive(Debug, Clone, Serialize)]
-pub struct Host {
-    /// What `std::thread::available_parallelism` reports.
-    pub cores: usize,
-    pub os: &'static str,
-    /// `release` or `debug`: timings from a debug build are not comparable.
-    pub profile: &'static str,
-}
-
-impl Host {
-    pub fn this() -> Self {
-        Host {
-            cores: crate::measure::cores(),
-            os: std::env::consts::OS,
-            profile: if cfg!(debug_assertions) { "debug" } else { "release" },
-        }
-    }
-}
-
 /// Parameters in the order the lesson gave them (a JSON object keeps it).
 #[derive(Debug, Clone, Default)]
 struct Params(Vec<(String, serde_json::Value)>);
@@ -430,6 +412,14 @@ impl Report {
         self
     }
 
+    /// Records that the lesson ran `program` beside it, with its version, in
+    /// the report's `host` object (figures compared with python3's or wc's
+    /// mean little without which one).
+    pub fn ran_beside(&mut self, program: &str) -> &mut Self {
+        self.host.note_tool(program);
+        self
+    }
+
     pub fn claims(&self) -> &[Claim] {
         &self.claims
     }
@@ -469,11 +459,7 @@ impl Report {
     pub fn to_text_width(&self, width: usize) -> String {
         let mut out = String::new();
         out.push_str(&wrap(&format!("{}: {}", self.lesson, self.claim), width, 2));
-        out.push_str(&wrap(
-            &format!("host    cores={} os={} profile={}", self.host.cores, self.host.os, self.host.profile),
-            width,
-            8,
-        ));
+        out.push_str(&wrap(&format!("host    {}", self.host.short()), width, 8));
         if !self.params.0.is_empty() {
             let params: Vec<String> = self
                 .params
@@ -670,7 +656,8 @@ mod tests {
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["lesson"], "demo");
-        assert_eq!(v["schema"], 2);
+        assert_eq!(v["schema"], SCHEMA);
+        assert!(v["host"]["cpu"].is_string() && v["host"]["tools"].is_object());
         assert_eq!(v["params"]["threads"], 5);
         assert_eq!(v["results"][1]["key"], true);
         assert!(v["results"][0].get("key").is_none());

@@ -109,6 +109,9 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     // and process start-up small beside the work.
     let python_seconds = (target / 5.0).max(0.1);
     let python = python_side_by_side(args, python_seconds)?;
+    if python.is_some() {
+        report.ran_beside("python3");
+    }
     python_figures(&mut report, python.as_ref(), alone.as_nanos() as f64 / decrements as f64);
     report.claim(python_threads_do_not_scale(args, python.as_ref()));
     Ok(report)

@@ -24,7 +24,7 @@
 //! ```text
 //! daemon-workers: join returns when every item is done; daemon workers lose
 //!   unwritten work; closing the queue loses nothing
-//! host    cores=2 os=linux profile=release
+//! host    2 cores AMD EPYC, 23.5 GiB, linux 6.18.44, vm in docker, release
 //! params  workers=10 items=20 work_ms=10 messages=1000000
 //!
 //! experiment  items  done at join  join waited

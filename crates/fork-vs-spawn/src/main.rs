@@ -29,7 +29,7 @@
 //! ```text
 //! fork-vs-spawn: fork starts workers fastest and shares memory until written, but
 //!   can leave a child stuck on a copied lock
-//! host    cores=2 os=linux profile=release
+//! host    2 cores AMD EPYC, 23.5 GiB, linux 6.18.44, vm in docker, release
 //! params  starts=200 size_mib=256 timeout_ms=500 trials=3
 //!
 //! start a worker, until its first message (200 starts each)

@@ -109,6 +109,9 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     let copies = copies_measured(&text, workers, &parent_before)?;
     drop(text);
     let wc = wc_words(&input.path)?;
+    if wc.is_some() {
+        report.ran_beside("wc");
+    }
 
     let outcomes = [(ONE_THREAD, &one), (THREADS, &threads), (COPIES, &copies), (MAPPED, &mapped)];
     tabulate(&mut report, &outcomes, wc, input.bytes);
