@@ -1,11 +1,12 @@
 //! The experiment around the lesson: the text to count (a generated corpus
-//! in a temporary directory, or the user's file, checked), each strategy
+//! in a temporary file without a name, or the user's file, checked), each strategy
 //! timed, the memory of its whole process tree measured at the peak, while
 //! every thread or child holds its text (through the lesson's checkpoints),
 //! `wc -w` as a reference, the two tables and the claims.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::{Barrier, OnceLock};
@@ -13,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use clap::Parser;
-use common::cleanup::TempDir;
 use common::cli::{CommonArgs, SeedArg, usage_error};
 use common::corpus::write_corpus;
 use common::measure::{Memory, available_bytes, cores, memory_of_self};
@@ -570,12 +570,13 @@ struct Input {
     bytes: u64,
     /// The generator's count of its corpus: the ground truth.
     known_words: Option<u64>,
-    /// The corpus's directory, deleted when dropped or on Ctrl-C.
-    _scratch: Option<TempDir>,
+    /// The corpus: a file without a name, open for the whole run (see
+    /// [`prepare_input`]).
+    _corpus: Option<File>,
 }
 
 /// The user's `--file`, checked, or a corpus of `--size-mib` written to a
-/// temporary directory.
+/// temporary file without a name.
 fn prepare_input(args: &Args) -> anyhow::Result<Input> {
     if let Some(path) = &args.file {
         let bytes = check_user_file(path)?;
@@ -583,18 +584,24 @@ fn prepare_input(args: &Args) -> anyhow::Result<Input> {
         // Read it once, so that every strategy finds it in the page cache.
         io::copy(&mut File::open(path)?, &mut io::sink())
             .with_context(|| format!("reading {}", path.display()))?;
-        return Ok(Input { path: path.clone(), bytes, known_words: None, _scratch: None });
+        return Ok(Input { path: path.clone(), bytes, known_words: None, _corpus: None });
     }
     let bytes = args.size_mib.unwrap_or(args.common.pick(128, 8)) * MIB;
     check_fits_in_memory(bytes, "--size-mib")?;
-    let scratch = TempDir::new("mmap-workaround")?;
-    let path = scratch.path().join("corpus.txt");
-    let mut out =
-        BufWriter::new(File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+    // The corpus has no name: `tempfile()` creates it unlinked (O_TMPFILE),
+    // so no kill, not even SIGKILL, can leave 128 MiB behind; the kernel
+    // frees it when the last descriptor closes. The lesson's code takes a
+    // path, and `/proc/<pid>/fd/<n>` is one: opening it (the children do,
+    // as this process's user) opens this very file, whose pages are then
+    // shared as a named file's would be.
+    let corpus = tempfile::tempfile().context("creating an unnamed temporary file for the corpus")?;
+    let mut out = BufWriter::new(&corpus);
     let seed = args.seed.seed.unwrap_or(DEFAULT_SEED);
     let words = write_corpus(&mut out, bytes, seed).and_then(|words| out.flush().map(|()| words));
-    let words = words.with_context(|| format!("writing {}", path.display()))?;
-    Ok(Input { path, bytes, known_words: Some(words), _scratch: Some(scratch) })
+    drop(out);
+    let words = words.context("writing the corpus")?;
+    let path = PathBuf::from(format!("/proc/{}/fd/{}", std::process::id(), corpus.as_raw_fd()));
+    Ok(Input { path, bytes, known_words: Some(words), _corpus: Some(corpus) })
 }
 
 /// The size of the user's file, or a usage error that says why it will not do.

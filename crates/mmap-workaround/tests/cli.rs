@@ -151,6 +151,17 @@ fn an_unreadable_file_is_refused_with_one_line() {
     assert!(message.contains(&path), "{message}");
 }
 
+/// SIGKILL cannot be caught: the children die with the lesson (they are
+/// tied to its life) and the corpus, a file without a name, goes with its
+/// last descriptor.
+#[test]
+fn kill_9_leaves_no_child_and_no_temp_file() {
+    let outcome = lesson().kill_when(&["--quick", "--workers", "2"], |pid| !children_of(pid).is_empty());
+    assert!(!outcome.children.is_empty());
+    assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
+    assert!(outcome.temp_entries_left.is_empty(), "{outcome:?}");
+}
+
 #[test]
 fn ctrl_c_leaves_no_child_and_no_temp_dir() {
     let outcome = lesson().interrupt_when(&["--quick", "--workers", "2"], |pid| !children_of(pid).is_empty());
