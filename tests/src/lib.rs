@@ -174,6 +174,12 @@ pub struct Interrupted {
     /// Entries named `<lesson>-*` in the temporary directory that appeared
     /// during the run and are still there.
     pub temp_entries_left: Vec<PathBuf>,
+    /// Processes the lesson left without a parent (a grandchild whose parent
+    /// it killed, say), which this test process adopted and reaped. After
+    /// Ctrl-C there must be none: a lesson reaps everything it started, since
+    /// the PID 1 of many containers reaps nothing. After SIGKILL the kernel
+    /// ends what is tied to the lesson's life, and someone else reaps it.
+    pub orphans: Vec<u32>,
 }
 
 impl Lesson {
@@ -192,6 +198,10 @@ impl Lesson {
 
     fn signal_when(&self, args: &[&str], signal: Signal, ready: impl Fn(u32) -> bool) -> Interrupted {
         let _turn = one_at_a_time();
+        // What the lesson orphans comes to this process instead of PID 1,
+        // where it could not be counted.
+        nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
+        let ours_before = children_of(std::process::id());
         let temp_before = self.temp_entries();
         let mut child = Command::new(&self.bin)
             .args(args)
@@ -219,7 +229,14 @@ impl Lesson {
             children.iter().copied().filter(|&c| !has_exited(c, Duration::from_secs(5))).collect();
         let temp_entries_left =
             self.temp_entries().into_iter().filter(|e| !temp_before.contains(e)).collect();
-        Interrupted { status, children, surviving_children, temp_entries_left }
+        let orphans: Vec<u32> =
+            children_of(std::process::id()).into_iter().filter(|p| !ours_before.contains(p)).collect();
+        for &orphan in &orphans {
+            // Reaped here: a zombie, or a process that outlived the lesson.
+            let _ = kill(Pid::from_raw(orphan as i32), Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(orphan as i32), None);
+        }
+        Interrupted { status, children, surviving_children, temp_entries_left, orphans }
     }
 
     fn temp_entries(&self) -> Vec<PathBuf> {

@@ -34,6 +34,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use nix::sys::signal::{Signal, kill, killpg};
@@ -75,6 +76,12 @@ fn registry() -> MutexGuard<'static, Registry> {
 /// [`child::role`](crate::child::role)), but temporary files stay.
 pub fn install() {
     INSTALL.call_once(|| {
+        // The lesson adopts its orphans: a grandchild whose parent dies (a
+        // fork server's worker, killed with it) is reparented to the lesson
+        // rather than to PID 1, so the clean-up below reaps it too. Many
+        // containers' PID 1 reaps nothing, and a zombie there stays for good.
+        // If the kernel refuses, orphans go to PID 1 as before.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
         // The handlers are set from inside the thread that will act on them:
         // if the thread cannot start, no handler is set and a stop signal
         // keeps its default action (the lesson stops, without the clean-up).
@@ -106,33 +113,39 @@ fn clean_up() {
     for group in registry.groups.drain(..) {
         let _ = killpg(Pid::from_raw(group as i32), Signal::SIGKILL);
     }
-    // A child may be forking while we look, so look again until nothing is
-    // left (a few rounds at most; each round kills what it found).
-    for _ in 0..10 {
+    // The lesson's own threads may still be starting children while this
+    // runs (a loop of forks does not stop at once), and a child started
+    // just before the process exits would be left a zombie for PID 1. So
+    // kill and reap in rounds until nothing has been left to kill or reap
+    // for a while: by then the lesson's thread has seen its children die
+    // and stopped (see `cli::finish`). Orphaned grandchildren are ours too
+    // (a subreaper, see `install`), so the reaping takes them. SIGKILL acts
+    // at once, so this takes a few tens of milliseconds; the deadline is for
+    // safety.
+    const QUIET: Duration = Duration::from_millis(50);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut quiet_since: Option<Instant> = None;
+    while Instant::now() < deadline {
         let descendants = descendants_of(std::process::id());
-        if descendants.is_empty() {
-            break;
-        }
-        for pid in descendants {
+        for &pid in &descendants {
             let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
         }
-        // Reap our own children, so no zombie is left for whoever adopts
-        // them; grandchildren are reaped by their parents' exit.
-        while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            if status.pid().is_none() {
-                break;
+        let mut reaped = false;
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status) if status.pid().is_none() => break, // children, none ended yet
+                Ok(_) => reaped = true,
+                Err(_) => break, // no child at all
             }
         }
-    }
-    // Children killed above that had not yet died when we looked: SIGKILL
-    // acts at once, so this takes milliseconds; the bound is for safety.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    while std::time::Instant::now() < deadline {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(status) if status.pid().is_none() => std::thread::sleep(std::time::Duration::from_millis(5)),
-            Ok(_) => {}
-            Err(_) => break, // no child left
+        if descendants.is_empty() && !reaped {
+            if quiet_since.get_or_insert_with(Instant::now).elapsed() >= QUIET {
+                break;
+            }
+        } else {
+            quiet_since = None;
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
     for dir in registry.temp_dirs.drain(..) {
         let _ = std::fs::remove_dir_all(dir);

@@ -2,6 +2,9 @@
 //! quick sizes, bad input gets exit code 2 with one line, and Ctrl-C leaves
 //! no child behind (not the fork server, not a stuck forked child).
 
+use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
+
 use lesson_tests::children_of;
 use lesson_tests::{Lesson, assert_claims_hold, figure};
 
@@ -40,6 +43,42 @@ fn ctrl_c_leaves_no_child() {
     let outcome = lesson().interrupt_when(&["--timeout-ms", "5000"], |pid| children_of(pid).len() >= 2);
     assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
     assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
+    assert!(outcome.orphans.is_empty(), "{outcome:?}");
+}
+
+#[test]
+fn ctrl_c_at_any_moment_leaves_no_orphan() {
+    // Interrupted at twelve moments across a default run (every phase: the
+    // starts, the big buffer's forks, the stuck children). A fork in
+    // progress when the clean-up looks (a big process's fork() copies page
+    // tables for milliseconds) makes a child the clean-up did not see; if
+    // the lesson exited before reaping it, it would be a zombie for PID 1.
+    for moment in 0..12u64 {
+        let first_look = std::sync::OnceLock::new();
+        let outcome = lesson().interrupt_when(&[], |_| {
+            first_look.get_or_init(std::time::Instant::now).elapsed() >= Duration::from_millis(150 * moment)
+        });
+        // 130 after the clean-up; 0 if the run had ended; or, in the first
+        // instant before the clean-up is installed, the default action of
+        // SIGINT (the fork server then dies with the lesson, by the kernel's
+        // parent-death signal).
+        let code = outcome.status.code();
+        assert!(matches!(code, Some(130) | Some(0)) || outcome.status.signal() == Some(2), "{outcome:?}");
+        assert!(outcome.orphans.is_empty(), "at {} ms: {outcome:?}", 150 * moment);
+    }
+}
+
+#[test]
+fn ctrl_c_while_the_fork_server_has_a_worker_leaves_no_orphan() {
+    // Interrupted while a worker of the fork server (a grandchild) is alive:
+    // the clean-up kills both, and the worker, orphaned, must be reaped by
+    // the lesson (which adopts its orphans), not left a zombie for PID 1.
+    let outcome = lesson().interrupt_when(&["--starts", "3000", "--yes-long"], |pid| {
+        let children = children_of(pid);
+        children.iter().any(|&child| !children_of(child).is_empty())
+    });
+    assert_eq!(outcome.status.code(), Some(130), "{outcome:?}");
+    assert!(outcome.orphans.is_empty(), "{outcome:?}");
 }
 
 /// Whether process `pid` is asleep on a futex: a forked child stuck on

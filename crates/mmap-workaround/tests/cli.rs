@@ -169,4 +169,5 @@ fn ctrl_c_leaves_no_child_and_no_temp_dir() {
     assert!(!outcome.children.is_empty());
     assert!(outcome.surviving_children.is_empty(), "{outcome:?}");
     assert!(outcome.temp_entries_left.is_empty(), "{outcome:?}");
+    assert!(outcome.orphans.is_empty(), "{outcome:?}");
 }

@@ -99,4 +99,5 @@ fn ctrl_c_mid_run_leaves_no_process_behind() {
     assert!(!left.children.is_empty(), "{left:?}");
     assert!(left.surviving_children.is_empty(), "{left:?}");
     assert!(left.temp_entries_left.is_empty(), "{left:?}");
+    assert!(left.orphans.is_empty(), "{left:?}");
 }
