@@ -262,6 +262,36 @@ pub fn parse_smaps_rollup(text: &str) -> anyhow::Result<Memory> {
     })
 }
 
+/// Whether the address space `ulimit -v` leaves (RLIMIT_AS) holds
+/// `threads` more threads, each with Rust's default 2 MiB stack, its guard
+/// page and its signal stack, with room to spare. std aborts the whole
+/// process when a thread that did start cannot map its signal stack, which a
+/// lab cannot catch; so a lab that starts many threads checks first and
+/// fails with this error instead (a spawn that fails outright is still
+/// handled where the lesson spawns).
+pub fn check_room_for_threads(threads: usize) -> anyhow::Result<()> {
+    let (limit, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS)?;
+    if limit == nix::sys::resource::RLIM_INFINITY {
+        return Ok(());
+    }
+    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let used_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmSize:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .context("no VmSize in /proc/self/status")?;
+    const MIB: u64 = 1 << 20;
+    let left = limit.saturating_sub(used_kib * 1024);
+    let needed = threads as u64 * (2 * MIB + 256 * 1024) + 64 * MIB;
+    anyhow::ensure!(
+        needed <= left,
+        "{threads} threads need about {} MiB of address space, and `ulimit -v` leaves {} MiB",
+        needed / MIB,
+        left / MIB
+    );
+    Ok(())
+}
+
 /// Memory the kernel says is available for new allocations without
 /// swapping (`MemAvailable` in `/proc/meminfo`), in bytes.
 pub fn available_bytes() -> anyhow::Result<u64> {

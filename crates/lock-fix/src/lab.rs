@@ -123,6 +123,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("trials", trials)
         .param("pause_ms", args.pause_ms);
 
+    common::measure::check_room_for_threads(threads).context("starting the threads")?;
     // The four fixes of the counter, each with all the threads (wall time)
     // and alone on this thread (its CPU time).
     let contended = time_contended(threads, increments, trials).context("starting the threads")?;

@@ -83,6 +83,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("trials", trials)
         .param("pause_ms", args.pause_ms);
 
+    common::measure::check_room_for_threads(threads).context("starting the threads")?;
     // The split load/store: a fresh counter per trial, every thread released at once.
     let window = CpuWindow::start();
     let finals = (0..trials).map(|_| split_load_store_trial(threads, increments));
