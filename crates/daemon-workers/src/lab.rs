@@ -91,6 +91,7 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         .param("work_ms", args.work_ms)
         .param("messages", messages);
 
+    common::measure::check_room_for_threads(workers).context("starting the worker threads")?;
     // join, read the moment it returns.
     let counts = measure_join(workers, items, work, |queue| queue.join())
         .context("starting the worker threads of the join experiment")?;
