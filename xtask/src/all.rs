@@ -79,7 +79,8 @@ pub fn execute(quick: bool, busy: bool) -> anyhow::Result<Run> {
         let bin = binaries
             .get(lesson.name)
             .with_context(|| format!("cargo built no binary for {}", lesson.name))?;
-        eprint!("[{}/{}] {:<18} ", index + 1, lessons.len(), lesson.name);
+        let of = lessons.len();
+        eprint!("[{:>w$}/{of}] {:<18} ", index + 1, lesson.name, w = of.to_string().len());
         let outcome = run_lesson(lesson, bin, quick);
         match &outcome.failure {
             None => eprintln!("ok      {:>5} claims  {:>6.2} s", outcome.claims, outcome.seconds),
