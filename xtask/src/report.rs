@@ -130,6 +130,12 @@ fn shape_problem(document: &Value) -> Option<String> {
     None
 }
 
+/// A figure as the tables show it: a count as a whole number, a measured
+/// real with about three significant digits.
+fn figure_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { three_digits(value) }
+}
+
 /// Escapes text for HTML.
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -341,7 +347,7 @@ fn lesson_section(html: &mut String, number: usize, lesson: &Value) {
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
             esc(figure["experiment"].as_str().unwrap_or("")),
             esc(figure["metric"].as_str().unwrap_or("")),
-            figure["value"].as_f64().map(three_digits).unwrap_or_default(),
+            figure["value"].as_f64().map(figure_value).unwrap_or_default(),
             esc(figure["unit"].as_str().unwrap_or(""))
         );
     }
@@ -556,7 +562,7 @@ pub fn compare_page(a: &Value, b: &Value, a_label: &str, b_label: &str) -> Strin
             "</table>\n<table><tr><th>figure</th><th>unit</th><th>A</th><th>B</th><th>B / A</th></tr>\n",
         );
         for pair in paired_figures(&la, &lb) {
-            let show = |v: Option<f64>| v.map(three_digits).unwrap_or_else(|| "–".into());
+            let show = |v: Option<f64>| v.map(figure_value).unwrap_or_else(|| "–".into());
             let _ = writeln!(
                 html,
                 "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
