@@ -248,7 +248,7 @@ fn bars(
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
-        .x_label_area_size(34)
+        .x_label_area_size(48)
         .y_label_area_size(84)
         .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..top)?;
     // Each label gets its share of the width (about 8 px a character).
@@ -266,6 +266,7 @@ fn bars(
                 String::new()
             }
         })
+        .x_desc("experiment (its name in the lesson's table)")
         .y_desc(unit)
         .y_label_formatter(&|y| three_digits(*y))
         .label_style(("sans-serif", 15))
