@@ -84,6 +84,20 @@ fn specs(lesson: &str) -> Vec<Spec> {
             only: &["split load/store"],
             reference: None,
         }],
+        "spawn-cost" => vec![
+            Spec::Bars {
+                title: "CPU time and latency to start and end one unit, each way",
+                metrics: owned(&["CPU per unit", "latency"]),
+                only: &["thread", "fork", "spawn, this program", "spawn /bin/true"],
+                reference: None,
+            },
+            Spec::Bars {
+                title: "Private memory a live unit adds (MiB)",
+                metrics: owned(&["private"]),
+                only: &[],
+                reference: None,
+            },
+        ],
         "thread-basics" => vec![Spec::Bars {
             title: "Two orders on two threads and on one, in units of one order's time",
             metrics: owned(&["time/one order"]),

@@ -207,11 +207,18 @@ impl TempDir {
     pub fn new(prefix: &str) -> anyhow::Result<Self> {
         let temp = std::env::temp_dir();
         remove_orphans(&temp, prefix);
+        // Created and registered under the registry's lock, and not at all
+        // once a stop signal arrived: the clean-up holds that lock from the
+        // moment it starts until the process exits, so a directory is either
+        // registered before it looks or never made (a lesson thread that
+        // keeps going after Ctrl-C would otherwise leave one behind).
+        let mut registry = registry();
+        anyhow::ensure!(!stopping(), "stopping: a signal arrived");
         let inner = tempfile::Builder::new()
             .prefix(&format!("{prefix}-{}-", std::process::id()))
             .tempdir_in(&temp)
             .context("creating a temporary directory")?;
-        registry().temp_dirs.push(inner.path().to_path_buf());
+        registry.temp_dirs.push(inner.path().to_path_buf());
         Ok(TempDir { inner })
     }
 
