@@ -19,7 +19,9 @@
 //!   'spawn' start method), and reap it on every path;
 //! - [`cleanup`]: no child process or temporary file outlives a lesson, even
 //!   on Ctrl-C;
-//! - [`corpus`]: a deterministic text of any size, and its word count.
+//! - [`corpus`]: a deterministic text of any size, and its word count;
+//! - [`watchdog`]: deadlock, livelock and starvation told apart from
+//!   progress and CPU time, and an experiment that may hang run in a child.
 
 pub mod child;
 pub mod cleanup;
@@ -28,6 +30,7 @@ pub mod corpus;
 pub mod host;
 pub mod measure;
 pub mod report;
+pub mod watchdog;
 
 pub use report::{Claim, Report};
 

@@ -50,6 +50,8 @@ pub const UNITS: &[&str] = &[
     "cores",
     "items",
     "results",
+    "retries",
+    "rounds",
     "runs",
     "threads",
     "trials",
