@@ -98,6 +98,16 @@ fn specs(lesson: &str) -> Vec<Spec> {
                 reference: None,
             },
         ],
+        "starvation" => vec![Spec::Bars {
+            title: "Acquisitions (turns) per thread with each lock: unfair, fair unlocking, std",
+            metrics: owned(&["unlock", "unlock_fair", "std Mutex"]),
+            // The threads, not the total (the first eight of more).
+            only: &[
+                "thread 0", "thread 1", "thread 2", "thread 3", "thread 4", "thread 5", "thread 6",
+                "thread 7",
+            ],
+            reference: None,
+        }],
         "thread-basics" => vec![Spec::Bars {
             title: "Two orders on two threads and on one, in units of one order's time",
             metrics: owned(&["time/one order"]),

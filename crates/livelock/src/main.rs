@@ -54,7 +54,8 @@
 //! The tries and CPU shares vary from run to run; that the lockstep
 //! workers finish no job and the pausing ones finish every job does not.
 //!
-//! See also: `deadlock` (stuck asleep instead of awake).
+//! See also: `deadlock` (stuck asleep instead of awake), `starvation`
+//! (some threads progress, others do not).
 
 use std::io;
 use std::sync::Arc;
