@@ -98,6 +98,12 @@ fn specs(lesson: &str) -> Vec<Spec> {
                 reference: None,
             },
         ],
+        "pool-map" => vec![Spec::Bars {
+            title: "Speedup of each way to map against a plain loop, heavy items and tiny ones",
+            metrics: owned(&["speedup"]),
+            only: &[],
+            reference: Some(Reference::Value { value: 1.0, label: "plain loop" }),
+        }],
         "starvation" => vec![Spec::Bars {
             title: "Acquisitions (turns) per thread with each lock: unfair, fair unlocking, std",
             metrics: owned(&["unlock", "unlock_fair", "std Mutex"]),
