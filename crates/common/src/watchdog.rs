@@ -218,6 +218,29 @@ pub fn watch(
     }
 }
 
+/// Watches (with [`watch`]) until the workers finish or are stuck for good
+/// (a deadlock or a livelock), or `budget` runs out. A window of
+/// starvation, or an unclear one, is watched again: a worker that finished
+/// early, or waited longer than the patience for a core on a busy machine,
+/// is not stuck for good.
+pub fn watch_until_stuck(
+    names: &[String],
+    progress: impl Fn() -> Vec<u64>,
+    finished: impl Fn() -> bool,
+    patience: Duration,
+    budget: Duration,
+) -> Watch {
+    let start = Instant::now();
+    loop {
+        let left = budget.saturating_sub(start.elapsed()).max(patience);
+        let seen = watch(names, &progress, &finished, patience, left);
+        let again = matches!(seen.state, State::Starvation | State::Unclear | State::Progressing);
+        if !again || start.elapsed() >= budget {
+            return seen;
+        }
+    }
+}
+
 /// What the kernel says of one thread: its CPU time so far, and whether it
 /// is awake (running, or runnable and waiting for a CPU: state `R`).
 struct Thread {

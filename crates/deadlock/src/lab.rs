@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -271,17 +271,7 @@ fn sit(experiment: &Experiment, sizes: &Sizes) -> anyhow::Result<Trial> {
         seats.iter().map(|s| s.thread().name().unwrap_or_default().to_string()).collect();
     let meals = || table.meals.iter().map(|m| m.load(Ordering::Relaxed)).collect::<Vec<_>>();
     let all_eaten = || meals().iter().all(|&m| m == sizes.meals);
-    let start = Instant::now();
-    let watch = loop {
-        let left = sizes.budget().saturating_sub(start.elapsed()).max(sizes.patience());
-        let watch = watchdog::watch(&names, meals, all_eaten, sizes.patience(), left);
-        // A seat that waited longer than the patience on a busy machine is
-        // not stuck for good: watch again, within the budget.
-        let again = matches!(watch.state, State::Starvation | State::Unclear | State::Progressing);
-        if !again || start.elapsed() >= sizes.budget() {
-            break watch;
-        }
-    };
+    let watch = watchdog::watch_until_stuck(&names, meals, all_eaten, sizes.patience(), sizes.budget());
     let cycles = if watch.state == State::Finished { Vec::new() } else { deadlock_cycles(&seats) };
     if watch.state == State::Finished {
         for seat in seats {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
@@ -187,17 +187,7 @@ fn run_trial(sizes: &Sizes, way: Way, seed: u64) -> anyhow::Result<Trial> {
         handles.iter().map(|h| h.thread().name().unwrap_or_default().to_string()).collect();
     let jobs = || pair.jobs.iter().map(|j| j.load(Ordering::Relaxed)).collect::<Vec<_>>();
     let all_done = || jobs().iter().all(|&j| j == target);
-    let start = Instant::now();
-    let watch = loop {
-        let left = sizes.budget().saturating_sub(start.elapsed()).max(sizes.patience);
-        let watch = watchdog::watch(&names, jobs, all_done, sizes.patience, left);
-        // A worker that finished early, or waited long for a CPU, is not
-        // stuck: watch again, within the budget.
-        let again = matches!(watch.state, State::Starvation | State::Unclear | State::Progressing);
-        if !again || start.elapsed() >= sizes.budget() {
-            break watch;
-        }
-    };
+    let watch = watchdog::watch_until_stuck(&names, jobs, all_done, sizes.patience, sizes.budget());
     pair.stop.store(true, Ordering::Relaxed);
     join_within(handles, Duration::from_secs(10))?;
     let load =
