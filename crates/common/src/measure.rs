@@ -94,6 +94,31 @@ pub fn thread_cpu_time() -> Duration {
         .map_or(Duration::ZERO, Duration::from)
 }
 
+/// CPU time thread `tid` of this process has used so far, from its
+/// CPU-time clock: the clock id Linux gives a thread is `(!tid << 3) | 6`
+/// (per thread, scheduler time), what glibc's `pthread_getcpuclockid`
+/// returns. Zero when there is no such thread.
+pub fn thread_cpu_time_of(tid: i32) -> Duration {
+    // Beyond this, `tid << 3` would overflow into another clock's id (and
+    // no pid_max allows such a tid).
+    if !(1..=i32::MAX >> 3).contains(&tid) {
+        return Duration::ZERO;
+    }
+    let clock = nix::time::ClockId::from_raw((!tid << 3) | 6);
+    nix::time::clock_gettime(clock).map_or(Duration::ZERO, Duration::from)
+}
+
+/// CPU time a live process (all its threads) has used so far, from its
+/// CPU-time clock (`clock_getcpuclockid`): what a child still running has
+/// spent, which [`children_cpu_time`] counts only once it is reaped. Zero
+/// when there is no such process.
+pub fn process_cpu_time_of(pid: u32) -> Duration {
+    let Ok(pid) = i32::try_from(pid) else { return Duration::ZERO };
+    nix::time::clock_getcpuclockid(nix::unistd::Pid::from_raw(pid))
+        .and_then(nix::time::clock_gettime)
+        .map_or(Duration::ZERO, Duration::from)
+}
+
 /// How busy every core of the machine has been since boot, from the first
 /// line of `/proc/stat`: (busy ticks, all ticks). Time stolen by a hypervisor
 /// counts as busy: it was not ours to use.
@@ -341,6 +366,21 @@ mod tests {
         };
         assert_eq!(parse_smaps_rollup(text).unwrap(), memory);
         assert!(parse_smaps_rollup("Rss: 1 kB\n").is_err());
+    }
+
+    #[test]
+    fn a_live_process_and_a_thread_are_charged_what_they_spend() {
+        let (pid, tid) = (std::process::id(), nix::unistd::gettid().as_raw());
+        let (process, thread) = (process_cpu_time_of(pid), thread_cpu_time_of(tid));
+        let mut x = 1u64;
+        for i in 0..5_000_000u64 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i));
+        }
+        assert!(process_cpu_time_of(pid) > process && thread_cpu_time_of(tid) > thread);
+        // A process or thread that is not there has spent nothing.
+        assert_eq!(process_cpu_time_of(u32::MAX), Duration::ZERO);
+        assert_eq!(thread_cpu_time_of(i32::MAX >> 3), Duration::ZERO);
+        assert_eq!(thread_cpu_time_of(i32::MAX), Duration::ZERO);
     }
 
     #[test]

@@ -258,7 +258,10 @@ fn thread_by_name(name: &str) -> Thread {
         if comm.trim_end_matches('\n') == name {
             let tid: i32 = task.file_name().to_string_lossy().parse().unwrap_or(0);
             let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-            return Thread { cpu: thread_cpu_time_of(tid), awake: state_of(&stat) == Some('R') };
+            return Thread {
+                cpu: crate::measure::thread_cpu_time_of(tid),
+                awake: state_of(&stat) == Some('R'),
+            };
         }
     }
     none
@@ -268,14 +271,6 @@ fn thread_by_name(name: &str) -> Thread {
 /// command name, which is in parentheses and may itself hold spaces.
 fn state_of(stat: &str) -> Option<char> {
     stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
-/// CPU time of thread `tid` of this process, from its CPU-time clock: the
-/// clock id Linux gives a thread is `(!tid << 3) | 6` (per-thread, scheduler
-/// time), what glibc's `pthread_getcpuclockid` returns.
-fn thread_cpu_time_of(tid: i32) -> Duration {
-    let clock = nix::time::ClockId::from_raw((!tid << 3) | 6);
-    nix::time::clock_gettime(clock).map_or(Duration::ZERO, Duration::from)
 }
 
 /// Prints `value` as the one JSON line a child reports to its parent.

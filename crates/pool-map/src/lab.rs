@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use common::cli::CommonArgs;
-use common::measure::{CpuShare, CpuWindow, cores, median_secs, thread_cpu_time};
+use common::measure::{CpuShare, CpuWindow, cores, median_secs, process_cpu_time_of, thread_cpu_time};
 use common::report::Number;
 use common::{Claim, Report};
 
@@ -177,7 +177,7 @@ impl Pools {
 
     /// CPU time the process pool's workers have used so far.
     fn workers_cpu(&self) -> Duration {
-        self.processes.workers.iter().map(|(child, _, _)| process_cpu_of(child.id())).sum()
+        self.processes.workers.iter().map(|(child, _, _)| process_cpu_time_of(child.id())).sum()
     }
 
     /// Ends the pools: the process pool's workers are waited for.
@@ -207,29 +207,6 @@ impl Way {
             Way::ProcessPool => "process pool",
         }
     }
-}
-
-/// The CPU time a single-threaded process (a pool worker) has used:
-/// `/proc/PID/schedstat` in nanoseconds (its one thread's), or
-/// `/proc/PID/stat` in clock ticks where that is missing; zero when neither
-/// can be read (the process is gone).
-fn process_cpu_of(pid: u32) -> Duration {
-    if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
-        && let Some(ns) = text.split_whitespace().next().and_then(|n| n.parse().ok())
-    {
-        return Duration::from_nanos(ns);
-    }
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(Duration::ZERO, |stat| stat_cpu(&stat))
-}
-
-/// The user and system time in a `/proc/PID/stat` line.
-fn stat_cpu(stat: &str) -> Duration {
-    // The fields after the command's name, from the state letter (field 3)
-    // on; utime and stime are fields 14 and 15.
-    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // Linux counts them in USER_HZ, 100 a second, whatever the kernel's tick.
-    Duration::from_millis((field(14) + field(15)) * 10)
 }
 
 /// One way's maps of one workload, and the plain loop's it is compared with.
@@ -311,7 +288,7 @@ fn way_maps(
     }
     let mut share = window.stop();
     // The workers are alive, so `CpuWindow` (which counts reaped children)
-    // does not see their CPU time: read from /proc.
+    // does not see their CPU time: read from their CPU-time clocks.
     share.cpu += pools.workers_cpu().saturating_sub(workers_before);
     Ok((results, walls, share, thread_cpu_time().saturating_sub(caller_before)))
 }
@@ -789,20 +766,6 @@ mod tests {
         let rayon = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
         assert_eq!(rayon_map(&rayon, f, &inputs), expected);
         assert_eq!(scoped_chunks(f, &inputs[..2], 8).unwrap(), expected[..2]);
-    }
-
-    #[test]
-    fn a_process_cpu_time_is_read_from_proc() {
-        // This thread (a task of its own in /proc, as a single-threaded
-        // worker is) gains what it spends; a pid that is gone has none.
-        let link = std::fs::read_link("/proc/thread-self").unwrap();
-        let tid: u32 = link.file_name().unwrap().to_str().unwrap().parse().unwrap();
-        let before = process_cpu_of(tid);
-        std::hint::black_box(work(1, 1_000_000));
-        assert!(process_cpu_of(tid) > before);
-        assert_eq!(process_cpu_of(u32::MAX), Duration::ZERO);
-        let stat = "42 (pool (map)) S 1 42 42 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 1 0 5 0";
-        assert_eq!(stat_cpu(stat), Duration::from_millis(2800));
     }
 
     #[test]
