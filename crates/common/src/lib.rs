@@ -20,6 +20,7 @@
 //! - [`cleanup`]: no child process or temporary file outlives a lesson, even
 //!   on Ctrl-C;
 //! - [`corpus`]: a deterministic text of any size, and its word count;
+//! - [`panics`]: a panic caused on purpose, run quietly, and its message;
 //! - [`watchdog`]: deadlock, livelock and starvation told apart from
 //!   progress and CPU time, and an experiment that may hang run in a child.
 
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod corpus;
 pub mod host;
 pub mod measure;
+pub mod panics;
 pub mod report;
 pub mod watchdog;
 

@@ -813,11 +813,7 @@ mod loom_model {
     fn loom_finds(model: impl FnOnce() + std::panic::UnwindSafe) -> String {
         let payload = std::panic::catch_unwind(model)
             .expect_err("loom explored every interleaving and found no failure");
-        payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_default()
+        common::panics::message(&*payload)
     }
 
     #[test]

@@ -613,11 +613,7 @@ mod loom_model {
     fn loom_finds_the_opposite_order_deadlock() {
         for n in [2, 3] {
             let found = std::panic::catch_unwind(|| seats(n, false)).expect_err("loom found no deadlock");
-            let message = found
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| found.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
+            let message = common::panics::message(&*found);
             assert!(message.contains("deadlock"), "loom failed for another reason, {n} seats: {message}");
         }
     }

@@ -4,7 +4,6 @@
 //! against ceil(N / K) uses; the permits back after a task panicked holding
 //! one; and the claims.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -234,7 +233,7 @@ fn permits_after_a_panic<P>(
     acquire: impl Fn() -> Option<P> + Sync,
     available: impl Fn() -> usize,
 ) -> anyhow::Result<usize> {
-    let joined = quietly(|| {
+    let joined = common::panics::quietly(|| {
         thread::scope(|scope| {
             thread::Builder::new()
                 .name("panicking-task".into())
@@ -245,18 +244,10 @@ fn permits_after_a_panic<P>(
                 .map(|thread| thread.join())
         })
     });
+    let joined = joined.map_err(|panic| anyhow::anyhow!("the panicking task's scope: {panic}"))?;
     let joined = joined.context("starting the panicking task")?;
     ensure!(joined.is_err(), "the panicking task did not panic");
     Ok(available())
-}
-
-/// Runs `f` with the panic hook silenced, and puts the hook back.
-fn quietly<T>(f: impl FnOnce() -> T) -> T {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(previous);
-    outcome.unwrap_or_else(|payload| panic::resume_unwind(payload))
 }
 
 fn ratio(took: Duration, expected: Duration) -> f64 {

@@ -3,7 +3,6 @@
 //! and checks what came back, times two orders on two threads and on one
 //! (orders that wait, then orders that compute), and checks the claims.
 
-use std::panic::{self, AssertUnwindSafe};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -12,11 +11,12 @@ use anyhow::{Context, anyhow};
 use clap::Parser;
 use common::cli::CommonArgs;
 use common::measure::{CpuShare, CpuWindow, cores, thread_cpu_time};
+use common::panics::quietly;
 use common::{Claim, Report};
 
 use crate::{
-    OrderProcessing, Processed, each_order_in_turn, each_order_on_its_own_thread, joined, panic_message,
-    process_order, start_named_order, start_with_closure,
+    OrderProcessing, Processed, each_order_in_turn, each_order_on_its_own_thread, joined, process_order,
+    start_named_order, start_with_closure,
 };
 
 #[derive(Parser, Debug)]
@@ -240,19 +240,6 @@ fn join_the_missing_order() -> anyhow::Result<Joined> {
     Ok(Joined::new("closure, order 0", MISSING_ORDER, failed))
 }
 
-/// Runs `f` with the panic hook silenced and catches a panic of its own:
-/// for the thread that panics on purpose (whose panic the hook would print
-/// from that thread while `f` joins it) and for `thread::spawn`, which
-/// panics when a thread cannot start. The hook that was there before, the
-/// default one, is put back before this returns, panic or not.
-fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
-    let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(previous);
-    outcome.map_err(|payload| panic_message(&*payload))
-}
-
 /// The name of every thread of this process, as Linux shows them to `top
 /// -H` and `ps -L`: `/proc/self/task/<tid>/comm`. A thread that ends
 /// between the listing and the reading is left out.
@@ -393,7 +380,6 @@ mod tests {
     use super::*;
     use common::measure::time;
     use common::report::Verdict;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn waits_overlap_fails_when_the_two_threads_take_turns() {
@@ -471,24 +457,6 @@ mod tests {
         unnamed.join().unwrap();
         assert_eq!(names_seen(&names).verdict, Verdict::DoesNotHold);
         assert_eq!(names_seen(&Names { seen: None, ..names }).verdict, Verdict::Skipped);
-    }
-
-    #[test]
-    fn quietly_catches_a_panic_and_puts_the_hook_back() {
-        // A hook that counts the panics saying "after"; quietly must leave it in place.
-        static COUNTED: AtomicUsize = AtomicUsize::new(0);
-        let before = panic::take_hook();
-        panic::set_hook(Box::new(|info| {
-            if info.payload().downcast_ref::<&str>() == Some(&"after") {
-                COUNTED.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
-        assert_eq!(quietly(|| panic!("after")), Err::<(), _>("after".to_string()));
-        assert_eq!(COUNTED.load(Ordering::SeqCst), 0);
-        assert!(std::thread::spawn(|| panic!("after")).join().is_err());
-        assert_eq!(COUNTED.load(Ordering::SeqCst), 1);
-        panic::set_hook(before);
-        assert_eq!(quietly(|| 5), Ok(5));
     }
 }
 
