@@ -218,6 +218,14 @@ pub fn watch(
     }
 }
 
+/// Held while one experiment's threads are watched, where several run in
+/// one process (a lesson's tests): the watchdog finds threads by name, so
+/// two tables whose threads share names must not be watched at once.
+pub fn one_watch_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Watches (with [`watch`]) until the workers finish or are stuck for good
 /// (a deadlock or a livelock), or `budget` runs out. A window of
 /// starvation, or an unclear one, is watched again: a worker that finished

@@ -71,9 +71,11 @@ impl Sizes {
 
     /// How long these sizes make the run, worked out before anything
     /// starts: a lockstep trial lasts about the watchdog's patience; a
-    /// pausing one about 50 us a job (a pause, now and then, a debug build).
+    /// pausing one about 50 us a job (a pause, now and then, a debug build),
+    /// but never longer than its budget.
     fn run_time(&self) -> Duration {
-        (self.patience * 2 + Duration::from_micros(50 * self.jobs)) * self.trials
+        let pausing = Duration::from_micros(50 * self.jobs).min(self.budget());
+        (self.patience * 2 + pausing) * self.trials
     }
 }
 
@@ -321,7 +323,7 @@ mod tests {
     /// Runs a real trial here; the watchdog finds the workers by thread
     /// name, so one at a time.
     fn trial_here(way: Way) -> Trial {
-        let _one = super::one_pair_at_a_time();
+        let _one = common::watchdog::one_watch_at_a_time();
         run_trial(&sizes(), way, DEFAULT_SEED).expect("the workers start and stop")
     }
 
@@ -387,15 +389,7 @@ mod standalone {
 
     #[test]
     fn standalone_main_holds_its_rule() {
-        let _one = super::one_pair_at_a_time();
+        let _one = common::watchdog::one_watch_at_a_time();
         main()
     }
-}
-
-/// The watchdog finds the workers by thread name: the tests run one pair
-/// at a time.
-#[cfg(test)]
-fn one_pair_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    ONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
