@@ -159,7 +159,16 @@ pub struct CpuShare {
     pub machine_busy_cores: Option<f64>,
     /// The cores the machine has (for what was left free).
     pub machine_cores: usize,
+    /// The ticks `/proc/stat` counted over the window, all cores together
+    /// (100 a second per core): how much the busy cores above rest on.
+    pub machine_ticks: u64,
 }
+
+/// The fewest ticks of `/proc/stat` (all cores together) from which the
+/// cores other programs kept busy are judged: 8 ticks are 40 ms on 2
+/// cores. With fewer, a claim that needs free cores cannot know it had
+/// them, and is inconclusive rather than judged blind.
+pub const MACHINE_TICKS_TO_JUDGE: u64 = 8;
 
 impl CpuWindow {
     pub fn start() -> Self {
@@ -176,13 +185,15 @@ impl CpuWindow {
         let cpu =
             process_cpu_time().saturating_sub(self.cpu) + children_cpu_time().saturating_sub(self.children);
         let machine_cores = online_cores();
-        let machine_busy_cores = match (self.machine, machine_ticks()) {
-            (Some((busy0, all0)), Some((busy1, all1))) if all1 > all0 => {
-                Some((busy1 - busy0) as f64 / (all1 - all0) as f64 * machine_cores as f64)
+        let (machine_busy_cores, machine_ticks) = match (self.machine, machine_ticks()) {
+            (Some((busy0, all0)), Some((busy1, all1))) => {
+                let ticks = all1.saturating_sub(all0);
+                let busy = busy1.saturating_sub(busy0) as f64 / ticks.max(1) as f64;
+                (Some(busy * machine_cores as f64), ticks)
             }
-            _ => None,
+            _ => (None, 0),
         };
-        CpuShare { wall, cpu, machine_busy_cores, machine_cores }
+        CpuShare { wall, cpu, machine_busy_cores, machine_cores, machine_ticks }
     }
 }
 
@@ -207,12 +218,21 @@ impl CpuShare {
     }
 
     /// `Ok(())` if other programs left at least `needed` cores free while the
-    /// work ran (from `/proc/stat`; `Ok` where it cannot be read); otherwise
+    /// work ran (from `/proc/stat`; `Ok` where it cannot be read, and not
+    /// judged, an `Err`, when the window was too short for its ticks, see
+    /// [`MACHINE_TICKS_TO_JUDGE`]); otherwise
     /// the reason, in words, for an inconclusive verdict. It asks what was
     /// available, not what the work got: threads that starve themselves (on
     /// a lock of their own, say) must still fail a claim, not be excused.
     pub fn free_at_least(&self, needed: f64, who: &str) -> Result<(), String> {
         let Some(others) = self.others_busy_cores() else { return Ok(()) };
+        if self.machine_ticks < MACHINE_TICKS_TO_JUDGE {
+            return Err(format!(
+                "the work took {:.1} ms, too short for /proc/stat (10 ms ticks) to say how busy \
+                 other programs kept the machine",
+                self.wall.as_secs_f64() * 1e3
+            ));
+        }
         if self.machine_cores as f64 - others >= needed {
             return Ok(());
         }
@@ -369,6 +389,22 @@ mod tests {
     }
 
     #[test]
+    fn a_window_too_short_for_the_ticks_is_not_judged_free() {
+        // 15 ms on 2 cores: 3 ticks, and all of them idle but ours.
+        let share = CpuShare {
+            wall: Duration::from_millis(15),
+            cpu: Duration::from_millis(15),
+            machine_busy_cores: Some(1.0),
+            machine_cores: 2,
+            machine_ticks: 3,
+        };
+        let refused = share.free_at_least(1.0, "the threads").unwrap_err();
+        assert!(refused.contains("too short for /proc/stat"), "{refused}");
+        let long_enough = CpuShare { wall: Duration::from_millis(500), machine_ticks: 100, ..share };
+        assert_eq!(long_enough.free_at_least(1.0, "the threads"), Ok(()));
+    }
+
+    #[test]
     fn a_live_process_and_a_thread_are_charged_what_they_spend() {
         let (pid, tid) = (std::process::id(), nix::unistd::gettid().as_raw());
         let (process, thread) = (process_cpu_time_of(pid), thread_cpu_time_of(tid));
@@ -397,6 +433,7 @@ mod tests {
             cpu: Duration::from_millis(1100),
             machine_busy_cores: Some(2.0),
             machine_cores: 2,
+            machine_ticks: 1000,
         };
         assert!((share.cores_received() - 1.1).abs() < 1e-9);
         assert_eq!(share.received_at_least(1.0, "the 2 threads"), Ok(()));

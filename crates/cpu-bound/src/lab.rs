@@ -292,7 +292,9 @@ fn together(shares: &[CpuShare]) -> CpuShare {
     let busy: Option<f64> =
         shares.iter().map(|s| s.machine_busy_cores.map(|b| b * s.wall.as_secs_f64())).sum();
     let machine_busy_cores = busy.map(|b| b / wall.as_secs_f64().max(1e-9));
-    CpuShare { wall, cpu, machine_busy_cores, machine_cores: shares.first().map_or(1, |s| s.machine_cores) }
+    let machine_ticks = shares.iter().map(|s| s.machine_ticks).sum();
+    let machine_cores = shares.first().map_or(1, |s| s.machine_cores);
+    CpuShare { wall, cpu, machine_busy_cores, machine_cores, machine_ticks }
 }
 
 /// How many decrements take about `seconds` on one thread of this machine:
@@ -451,6 +453,7 @@ mod tests {
             cpu: wall.mul_f64(cores_received),
             machine_busy_cores: Some(machine_busy),
             machine_cores: 2,
+            machine_ticks: 1000,
         };
         Paired { speedup, time: wall, alone: vec![wall.mul_f64(speedup)], share, cpu_ratio }
     }

@@ -641,6 +641,7 @@ mod tests {
             cpu: ms(time_ms * cores),
             machine_busy_cores: Some(cores + others),
             machine_cores: 2,
+            machine_ticks: 1000,
         };
         Mapped {
             way,
@@ -655,6 +656,7 @@ mod tests {
                 cpu: ms(plain_cpu_ms),
                 machine_busy_cores: Some(plain_cpu_ms / plain_ms + others),
                 machine_cores: 2,
+                machine_ticks: 1000,
             },
             caller_cpu: Duration::ZERO,
         }

@@ -213,7 +213,13 @@ mod tests {
     /// A second's window on 2 cores in which other programs kept `others` busy.
     fn machine(others: f64) -> CpuShare {
         let wall = Duration::from_secs(1);
-        CpuShare { wall, cpu: wall, machine_busy_cores: Some(1.0 + others), machine_cores: 2 }
+        CpuShare {
+            wall,
+            cpu: wall,
+            machine_busy_cores: Some(1.0 + others),
+            machine_cores: 2,
+            machine_ticks: 1000,
+        }
     }
 
     #[test]

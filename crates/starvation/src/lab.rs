@@ -345,7 +345,13 @@ mod tests {
     /// cores and other programs kept `others` busy.
     fn machine(used: f64, others: f64) -> CpuShare {
         let wall = Duration::from_millis(300);
-        CpuShare { wall, cpu: wall.mul_f64(used), machine_busy_cores: Some(used + others), machine_cores: 2 }
+        CpuShare {
+            wall,
+            cpu: wall.mul_f64(used),
+            machine_busy_cores: Some(used + others),
+            machine_cores: 2,
+            machine_ticks: 1000,
+        }
     }
 
     /// A race of four threads with these turns each, `back` of them taken

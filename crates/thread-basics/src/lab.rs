@@ -395,7 +395,13 @@ mod tests {
     /// A window of `wall` on 2 cores in which the threads used `used` cores
     /// and other programs kept `others` busy.
     fn machine(wall: Duration, used: f64, others: f64) -> CpuShare {
-        CpuShare { wall, cpu: wall.mul_f64(used), machine_busy_cores: Some(used + others), machine_cores: 2 }
+        CpuShare {
+            wall,
+            cpu: wall.mul_f64(used),
+            machine_busy_cores: Some(used + others),
+            machine_cores: 2,
+            machine_ticks: 1000,
+        }
     }
 
     #[test]
